@@ -1,0 +1,54 @@
+"""Input rules shared by use cases; each failure is a `BadUserInput` a frontend can show."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from domain.errors import BadUserInput
+
+# The same alphabet as the @tag syntax, so every agent can be addressed by a tag.
+_AGENT_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HANDLE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
+
+
+def agent_key(key: str) -> str:
+    if not _AGENT_KEY.match(key):
+        raise BadUserInput(f"agent key {key!r} must be 1-64 letters, digits, '_' or '-'")
+    return key.lower()
+
+
+def agent_keys(keys: Sequence[str], *, max_count: int) -> list[str]:
+    if not keys:
+        raise BadUserInput("agentKeys must name at least one agent")
+    if len(keys) > max_count:
+        raise BadUserInput(f"agentKeys may name at most {max_count} agents")
+    normalized = [agent_key(key) for key in keys]
+    if len(set(normalized)) != len(normalized):
+        raise BadUserInput("agentKeys lists an agent twice")
+    return normalized
+
+
+def handle(value: str) -> str:
+    normalized = value.strip().lower()
+    if not _HANDLE.match(normalized):
+        raise BadUserInput(
+            "handle must be 2-64 characters: lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return normalized
+
+
+def text(value: str, *, field: str, max_length: int, allow_empty: bool = False) -> str:
+    stripped = value.strip()
+    if not stripped and not allow_empty:
+        raise BadUserInput(f"{field} must not be empty")
+    if len(stripped) > max_length:
+        raise BadUserInput(f"{field} must be at most {max_length} characters")
+    return stripped
+
+
+def positive(value: int, *, field: str) -> int:
+    if value <= 0:
+        raise BadUserInput(f"{field} must be positive")
+    return value

@@ -1,0 +1,88 @@
+"""The composition root: builds the FastAPI app, its lifespan, and the GraphQL router."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.requests import HTTPConnection
+from strawberry.fastapi import GraphQLRouter
+
+from domain.services.users import authenticate
+from graph import startup
+from graph.context import Context
+from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
+from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from graph.request_context import RequestIdFilter
+from graph.runtime import Runtime
+from graph.schema import build_schema
+from infra.logging import configure_logging
+from infra.settings import Settings
+
+log = logging.getLogger("pantheon.app")
+
+
+class PantheonRouter(GraphQLRouter[Context, None]):
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        # Strawberry's page loads GraphiQL from a CDN; ours serves the vendored assets.
+        return HTMLResponse(render_ide_html())
+
+
+async def get_context(connection: HTTPConnection) -> Context:
+    runtime: Runtime = connection.app.state.runtime
+    viewer = await authenticate(runtime.reads, connection.headers.get("authorization"))
+    return Context(runtime=runtime, viewer=viewer)
+
+
+def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> FastAPI:
+    """`migrate_on_start` defaults to the embedded default only: on PostgreSQL, run
+    `pantheon migrate` first (under its advisory lock) and let servers just start."""
+    migrate_first = settings.embedded if migrate_on_start is None else migrate_on_start
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started = await startup.start(settings, migrate_first=migrate_first)
+        app.state.runtime = started.runtime
+        app.state.database = started.database
+        try:
+            yield
+        finally:
+            await started.database.dispose()
+
+    app = FastAPI(title="Pantheon", lifespan=lifespan, docs_url=None, redoc_url=None)
+    schema = build_schema(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_query_tokens,
+    )
+    app.include_router(PantheonRouter(schema, context_getter=get_context), prefix="/graphql")
+    app.mount(ASSETS_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="graphql-ide")
+    _health_routes(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: even a refused body gets an id
+    return app
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/api/v1/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/v1/ready")
+    async def ready(request: Request) -> JSONResponse:
+        try:
+            async with request.app.state.database.reads() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            log.exception("readiness check failed")
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ready", "database": "up"})
+
+
+def configure_app_logging(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format, record_filter=RequestIdFilter())

@@ -1,0 +1,158 @@
+"""The `pantheon` command. Works from any directory: migrations and the default catalog are
+found through the installed packages, and every command uses the same default database."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from domain.enums import Role
+from domain.errors import PantheonError
+from domain.services import catalog as catalog_service
+from domain.services import users as user_service
+from graph.app import configure_app_logging, create_app
+from graph.schema import build_schema
+from graph.startup import open_db
+from infra.catalog.loader import CatalogError, load_catalog
+from infra.db import migrate as migrations
+from infra.db.engine import Database
+from infra.db.uow import SqlUnitOfWork
+from infra.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Pantheon: a GraphQL backend for multi-agent LLM chat.", no_args_is_help=True)
+catalog_app = typer.Typer(help="The agent and model catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    configure_app_logging(settings)
+    return settings
+
+
+def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        database = open_db(settings)
+        try:
+            if settings.embedded:  # the embedded default needs no separate migrate step
+                await migrations.upgrade(database.engine)
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except PantheonError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(1) from None
+    except CatalogError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (PANTHEON_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (PANTHEON_PORT)")] = None,
+) -> None:
+    """Serve the API (GraphQL and GraphiQL at /graphql). Migrates the embedded default itself."""
+    import uvicorn
+
+    settings = _settings()
+    try:
+        load_catalog(settings.catalog_file)  # fail in one line before the server starts
+    except CatalogError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database to the latest schema (under an advisory lock on PostgreSQL)."""
+    settings = _settings()
+
+    async def work(database: Database) -> str | None:
+        await migrations.upgrade(database.engine)
+        return await migrations.current_revision(database.engine)
+
+    revision = _with_database(settings, work)
+    typer.echo(f"database at revision {revision}")
+
+
+@app.command("create-user")
+def create_user(
+    handle: str,
+    admin: Annotated[bool, typer.Option("--admin", help="give the ADMIN role")] = False,
+    budget: Annotated[str | None, typer.Option(help="monthly budget in USD")] = None,
+) -> None:
+    """Create a user and print its first API token (shown only this once)."""
+    settings = _settings()
+    try:
+        monthly_budget = Decimal(budget) if budget is not None else None
+    except InvalidOperation:
+        typer.echo("error: --budget must be a decimal amount", err=True)
+        raise typer.Exit(2) from None
+    command = user_service.CreateUser(
+        handle=handle, role=Role.ADMIN if admin else Role.USER, monthly_budget_usd=monthly_budget
+    )
+    issued = _with_database(
+        settings, lambda db: user_service.create_user(SqlUnitOfWork(db.writes), command)
+    )
+    typer.echo(f"created {issued.user.role.value.lower()} {issued.user.handle}")
+    typer.echo(issued.secret)
+
+
+@catalog_app.command("sync")
+def catalog_sync(
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="the file wins over admins' edits")
+    ] = False,
+) -> None:
+    """Insert catalog entries missing from the database (and with --overwrite, reset the rest)."""
+    settings = _settings()
+
+    async def work(database: Database) -> catalog_service.SyncReport:
+        catalog = load_catalog(settings.catalog_file)
+        return await catalog_service.sync_catalog(
+            SqlUnitOfWork(database.writes), catalog.spec, overwrite=overwrite
+        )
+
+    report = _with_database(settings, work)
+    typer.echo(
+        f"catalog synced: {report.inserted} inserted, {report.updated} updated, "
+        f"{report.unchanged} left as they are"
+    )
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+) -> None:
+    """Print the GraphQL schema (SDL) the code defines."""
+    sdl = build_schema().as_str() + "\n"
+    if output is None:
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl, encoding="utf-8")
+
+
+def main() -> None:
+    app()

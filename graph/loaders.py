@@ -1,0 +1,60 @@
+"""Per-request dataloaders, one per relation. Each batch runs in its own short DB session
+(the read store's), so concurrently resolving fields never share a session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+
+from domain.ports import ReadStore
+from domain.records import Agent, Model, Session, User
+from domain.spend import month_start
+
+T = TypeVar("T")
+
+
+def _by_id(
+    fetch: Callable[[Sequence[uuid.UUID]], Awaitable[list[T]]],
+) -> Callable[[list[uuid.UUID]], Awaitable[list[T | None]]]:
+    async def batch(ids: list[uuid.UUID]) -> list[T | None]:
+        found: dict[Any, T] = {item.id: item for item in await fetch(ids)}  # type: ignore[attr-defined]
+        return [found.get(key) for key in ids]
+
+    return batch
+
+
+class Loaders:
+    """Created inside the context getter: aiodataloader binds the running loop at creation."""
+
+    def __init__(self, reads: ReadStore) -> None:
+        self.user: DataLoader[uuid.UUID, User | None] = DataLoader(_by_id(reads.users_by_ids))
+        self.model: DataLoader[uuid.UUID, Model | None] = DataLoader(_by_id(reads.models_by_ids))
+        self.agent: DataLoader[uuid.UUID, Agent | None] = DataLoader(_by_id(reads.agents_by_ids))
+        self.session: DataLoader[uuid.UUID, Session | None] = DataLoader(
+            _by_id(reads.sessions_by_ids)
+        )
+        self.roster: DataLoader[uuid.UUID, list[uuid.UUID]] = DataLoader(self._rosters(reads))
+        self.month_spend: DataLoader[uuid.UUID, int] = DataLoader(self._month_spend(reads))
+
+    @staticmethod
+    def _month_spend(reads: ReadStore) -> Callable[[list[uuid.UUID]], Awaitable[list[int]]]:
+        async def batch(ids: list[uuid.UUID]) -> list[int]:
+            since = month_start(datetime.now(UTC))
+            spent = await reads.month_spend_by_user_ids(ids, since=since)
+            return [spent[user_id] for user_id in ids]
+
+        return batch
+
+    @staticmethod
+    def _rosters(
+        reads: ReadStore,
+    ) -> Callable[[list[uuid.UUID]], Awaitable[list[list[uuid.UUID]]]]:
+        async def batch(ids: list[uuid.UUID]) -> list[list[uuid.UUID]]:
+            rosters = await reads.rosters_by_session_ids(ids)
+            return [rosters.get(session_id, []) for session_id in ids]
+
+        return batch

@@ -1,0 +1,28 @@
+"""What a request needs from the running service, assembled once by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from domain.catalog import CatalogSpec
+from domain.ports import ReadStore, UnitOfWork
+from domain.services.sessions import SessionLimits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    default_page_size: int
+    max_page_size: int
+    sessions: SessionLimits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runtime:
+    """Ports and limits; built in graph/app.py, handed to every request's context."""
+
+    new_uow: Callable[[], UnitOfWork]
+    reads: ReadStore
+    catalog: CatalogSpec
+    providers: frozenset[str]  # provider names the catalog file declares
+    limits: Limits

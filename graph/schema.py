@@ -1,0 +1,46 @@
+"""The schema, assembled from per-feature query and mutation classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.tools import merge_types
+from strawberry.types.execution import ExecutionContext
+
+from graph.catalog.api import CatalogMutations, CatalogQueries
+from graph.catalog.types import AgentNode
+from graph.errors import ErrorCodes
+from graph.node import NodeQueries
+from graph.sessions.api import SessionMutations, SessionQueries
+from graph.sessions.types import SessionNode
+from graph.users.api import UserMutations, UserQueries
+from graph.users.types import UserNode
+
+Query = merge_types("Query", (NodeQueries, UserQueries, CatalogQueries, SessionQueries))
+Mutation = merge_types("Mutation", (SessionMutations, CatalogMutations, UserMutations))
+
+
+class PantheonSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # ErrorCodes logs what is unexpected, with the request id; expected errors are not noise.
+        return None
+
+
+def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2_000) -> Any:
+    return PantheonSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[UserNode, AgentNode, SessionNode],
+        # Factories, not instances: an instance would be shared by concurrent operations.
+        extensions=[
+            ErrorCodes,
+            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        ],
+    )

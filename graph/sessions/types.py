@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from domain import records
+from graph.catalog.types import AgentNode
+from graph.connections import Edge, PageInfo
+from graph.context import Info
+from graph.enums import TurnMode
+from graph.users.types import UserNode
+
+
+@strawberry.type(name="Session")
+class SessionNode(relay.Node):
+    node_id: relay.NodeID[str]
+    title: str
+    default_mode: TurnMode
+    turn_count: int
+    created_at: datetime
+    updated_at: datetime
+    _uuid: strawberry.Private[uuid.UUID]
+    _owner_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_record(cls, session: records.Session) -> SessionNode:
+        return cls(
+            node_id=str(session.id),
+            title=session.title,
+            default_mode=session.default_mode,  # type: ignore[arg-type]
+            turn_count=session.turn_count,
+            created_at=session.created_at,
+            updated_at=session.updated_at,
+            _uuid=session.id,
+            _owner_id=session.owner_id,
+        )
+
+    @strawberry.field
+    async def owner(self, info: Info) -> UserNode:
+        user = await info.context.loaders.user.load(self._owner_id)
+        if user is None:  # a foreign key guarantees it
+            raise LookupError(f"session owner {self._owner_id} missing")
+        return UserNode.from_record(user)
+
+    @strawberry.field(description="the roster, in order; the first enabled one is the default")
+    async def agents(self, info: Info) -> list[AgentNode]:
+        agent_ids = await info.context.loaders.roster.load(self._uuid)
+        agents = await info.context.loaders.agent.load_many(agent_ids)
+        return [AgentNode.from_record(agent) for agent in agents if agent is not None]
+
+
+@strawberry.type(name="SessionConnection")
+class SessionConnection:
+    edges: list[Edge[SessionNode]]
+    page_info: PageInfo
+    total_count: int

@@ -1,0 +1,92 @@
+"""Users: `me`, the admin's `users` list, and token and budget mutations."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import strawberry
+
+from domain.pagination import page_request, time_id_key
+from domain.records import User
+from domain.services import users as service
+from graph.connections import connection_parts
+from graph.context import Info
+from graph.enums import Role
+from graph.ids import uuid_of
+from graph.permissions import IsAdmin, IsAuthenticated
+from graph.users.types import IssuedToken, UserConnection, UserNode
+
+
+def _key(user: User) -> tuple[str, ...]:
+    return time_id_key(user.created_at, user.id)
+
+
+@strawberry.input
+class CreateUserInput:
+    handle: str
+    role: Role = Role.USER  # type: ignore[assignment]
+    monthly_budget_usd: Decimal | None = None
+
+
+@strawberry.type
+class UserQueries:
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    def me(self, info: Info) -> UserNode:
+        return UserNode.from_record(info.context.require_viewer())
+
+    @strawberry.field(permission_classes=[IsAdmin], description="ADMIN: every user, oldest first")
+    async def users(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> UserConnection:
+        limits = info.context.runtime.limits
+        request = page_request(
+            first=first,
+            after=after,
+            last=None,
+            before=None,
+            default_size=limits.default_page_size,
+            max_size=limits.max_page_size,
+        )
+        page = await info.context.runtime.reads.users_page(request)
+        edges, page_info = connection_parts(page, _key, UserNode.from_record)
+        return UserConnection(edges=edges, page_info=page_info, total_count=page.total_count)
+
+
+@strawberry.type
+class UserMutations:
+    @strawberry.mutation(permission_classes=[IsAdmin], description="ADMIN")
+    async def create_user(self, info: Info, input: CreateUserInput) -> IssuedToken:
+        command = service.CreateUser(
+            handle=input.handle,
+            role=input.role,  # type: ignore[arg-type]
+            monthly_budget_usd=input.monthly_budget_usd,
+        )
+        issued = await service.create_user(info.context.runtime.new_uow(), command)
+        return IssuedToken(token=issued.secret, user=UserNode.from_record(issued.user))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="ADMIN, or the user itself"
+    )
+    async def issue_token(self, info: Info, user_id: strawberry.ID) -> IssuedToken:
+        issued = await service.issue_token(
+            info.context.runtime.new_uow(), info.context.require_viewer(), uuid_of(user_id, "User")
+        )
+        return IssuedToken(token=issued.secret, user=UserNode.from_record(issued.user))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="ADMIN, or the user itself; returns how many tokens were revoked",
+    )
+    async def revoke_tokens(self, info: Info, user_id: strawberry.ID) -> int:
+        return await service.revoke_tokens(
+            info.context.runtime.new_uow(), info.context.require_viewer(), uuid_of(user_id, "User")
+        )
+
+    @strawberry.mutation(permission_classes=[IsAdmin], description="ADMIN; null removes the budget")
+    async def set_user_budget(
+        self, info: Info, user_id: strawberry.ID, monthly_budget_usd: Decimal | None
+    ) -> UserNode:
+        user = await service.set_user_budget(
+            info.context.runtime.new_uow(), uuid_of(user_id, "User"), monthly_budget_usd
+        )
+        return UserNode.from_record(user)

@@ -1,0 +1,76 @@
+"""Engines and session factories. SQLite is configured as a real embedded database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as AsyncSessionType
+from sqlalchemy.pool import ConnectionPoolEntry
+
+WRITE_OPTION = "pantheon_write"
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """One engine and the two session factories the rest of the code uses."""
+
+    engine: AsyncEngine
+    writes: async_sessionmaker[AsyncSessionType]  # for units of work
+    reads: async_sessionmaker[AsyncSessionType]  # for short read sessions
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def open_database(
+    url: str, *, pool_size: int = 20, max_overflow: int = 10, busy_timeout_ms: int = 30_000
+) -> Database:
+    if url.startswith("sqlite"):
+        engine = _sqlite_engine(url, busy_timeout_ms)
+    else:
+        engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+        )
+    write_engine = engine.execution_options(**{WRITE_OPTION: True})
+    return Database(
+        engine=engine,
+        writes=async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False),
+        reads=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+    )
+
+
+def _sqlite_engine(url: str, busy_timeout_ms: int) -> AsyncEngine:
+    path = url.split(":///", 1)[1]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # The driver's own transaction handling is turned off so that `begin` below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that later upgrades
+        # to a writer can fail with "database is locked" without waiting on busy_timeout.
+        if connection.get_execution_options().get(WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine

@@ -1,0 +1,82 @@
+"""The unit of work: the only place in the code base that commits (a test enforces it)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from domain.errors import Conflict
+from infra.db.repositories.catalog import SqlAgentRepository, SqlModelRepository
+from infra.db.repositories.sessions import SqlSessionRepository
+from infra.db.repositories.users import SqlTokenRepository, SqlUserRepository
+
+# Unique constraints whose violation a caller can fix, and how to say so.
+_CONFLICT_MESSAGES = {
+    "uq_users_handle": "that handle is taken",
+    "users.handle": "that handle is taken",
+    "uq_models_alias": "that model alias exists",
+    "uq_agents_key": "that agent key exists",
+}
+
+
+class SqlUnitOfWork:
+    """`async with uow:` opens a session; `commit()` makes it durable; exit rolls back the rest."""
+
+    users: SqlUserRepository
+    tokens: SqlTokenRepository
+    models: SqlModelRepository
+    agents: SqlAgentRepository
+    sessions: SqlSessionRepository
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._factory = session_factory
+        self._session: AsyncSession | None = None
+
+    async def __aenter__(self) -> Self:
+        session = self._session = self._factory()
+        self.users = SqlUserRepository(session)
+        self.tokens = SqlTokenRepository(session)
+        self.models = SqlModelRepository(session)
+        self.agents = SqlAgentRepository(session)
+        self.sessions = SqlSessionRepository(session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self._require_session(), None
+        try:
+            await session.rollback()
+        finally:
+            await session.close()
+
+    async def flush(self) -> None:
+        try:
+            await self._require_session().flush()
+        except IntegrityError as error:
+            raise _conflict(error) from None
+
+    async def commit(self) -> None:
+        try:
+            await self._require_session().commit()
+        except IntegrityError as error:
+            raise _conflict(error) from None
+
+    def _require_session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("use the unit of work inside `async with`")
+        return self._session
+
+
+def _conflict(error: IntegrityError) -> Conflict:
+    detail = str(error.orig)
+    for marker, message in _CONFLICT_MESSAGES.items():
+        if marker in detail:
+            return Conflict(message)
+    return Conflict("the change conflicts with the current state; reload and retry")
