@@ -27,7 +27,9 @@ from infra.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Pantheon: a GraphQL backend for multi-agent LLM chat.", no_args_is_help=True)
+app = typer.Typer(
+    help="Pantheon: a GraphQL backend for multi-agent LLM chat.", no_args_is_help=True
+)
 catalog_app = typer.Typer(help="The agent and model catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.enums import BillingCategory
@@ -131,7 +131,7 @@ class SqlReadStore:
         if request.cursor is not None:
             at, row_id = parse_time_id_key(request.cursor)
             ahead = _beyond(time_column, id_column, at, row_id, descending=descending)
-            behind = _beyond(time_column, id_column, at, row_id, descending=not descending)
+            behind = not_(ahead)  # the cursor's own row counts as behind the page
             query = query.where(ahead)
         count_query = select(func.count()).select_from(base.subquery())
         async with self._factory() as session:

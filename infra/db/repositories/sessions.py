@@ -38,7 +38,7 @@ class SqlSessionRepository:
         )
         self._session.add(row)
         # No ORM relationship orders these inserts, so the session row goes first explicitly.
-        await self._session.flush([row])
+        await self._session.flush()
         self._stage_roster(row.id, agent_ids)
         return mapping.session(row)
 
