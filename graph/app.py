@@ -13,6 +13,7 @@ from sqlalchemy import text
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 
+from domain.llm import LLMGateway
 from domain.services.users import authenticate
 from graph import startup
 from graph.context import Context
@@ -39,20 +40,25 @@ async def get_context(connection: HTTPConnection) -> Context:
     return Context(runtime=runtime, viewer=viewer)
 
 
-def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    migrate_on_start: bool | None = None,
+    gateway: LLMGateway | None = None,
+) -> FastAPI:
     """`migrate_on_start` defaults to the embedded default only: on PostgreSQL, run
     `pantheon migrate` first (under its advisory lock) and let servers just start."""
     migrate_first = settings.embedded if migrate_on_start is None else migrate_on_start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        started = await startup.start(settings, migrate_first=migrate_first)
+        started = await startup.start(settings, migrate_first=migrate_first, gateway=gateway)
         app.state.runtime = started.runtime
         app.state.database = started.database
         try:
             yield
         finally:
-            await started.database.dispose()
+            await startup.stop(started, settings)
 
     app = FastAPI(title="Pantheon", lifespan=lifespan, docs_url=None, redoc_url=None)
     schema = build_schema(

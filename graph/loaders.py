@@ -13,6 +13,8 @@ from aiodataloader import DataLoader
 from domain.ports import ReadStore
 from domain.records import Agent, Model, Session, User
 from domain.spend import month_start
+from domain.turns.ports import TurnReads
+from domain.turns.records import AgentMessage, Turn, Usage
 
 T = TypeVar("T")
 
@@ -27,10 +29,20 @@ def _by_id(
     return batch
 
 
+def _grouped(
+    fetch: Callable[[Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, list[T]]]],
+) -> Callable[[list[uuid.UUID]], Awaitable[list[list[T]]]]:
+    async def batch(ids: list[uuid.UUID]) -> list[list[T]]:
+        found = await fetch(ids)
+        return [found.get(key, []) for key in ids]
+
+    return batch
+
+
 class Loaders:
     """Created inside the context getter: aiodataloader binds the running loop at creation."""
 
-    def __init__(self, reads: ReadStore) -> None:
+    def __init__(self, reads: ReadStore, turn_reads: TurnReads) -> None:
         self.user: DataLoader[uuid.UUID, User | None] = DataLoader(_by_id(reads.users_by_ids))
         self.model: DataLoader[uuid.UUID, Model | None] = DataLoader(_by_id(reads.models_by_ids))
         self.agent: DataLoader[uuid.UUID, Agent | None] = DataLoader(_by_id(reads.agents_by_ids))
@@ -39,6 +51,22 @@ class Loaders:
         )
         self.roster: DataLoader[uuid.UUID, list[uuid.UUID]] = DataLoader(self._rosters(reads))
         self.month_spend: DataLoader[uuid.UUID, int] = DataLoader(self._month_spend(reads))
+        self.turn: DataLoader[uuid.UUID, Turn | None] = DataLoader(_by_id(turn_reads.turns_by_ids))
+        self.message: DataLoader[uuid.UUID, AgentMessage | None] = DataLoader(
+            _by_id(turn_reads.messages_by_ids)
+        )
+        self.usage: DataLoader[uuid.UUID, Usage | None] = DataLoader(
+            _by_id(turn_reads.usage_by_ids)
+        )
+        self.turn_messages: DataLoader[uuid.UUID, list[AgentMessage]] = DataLoader(
+            _grouped(turn_reads.messages_by_turn_ids)
+        )
+        self.turn_usage: DataLoader[uuid.UUID, list[Usage]] = DataLoader(
+            _grouped(turn_reads.usage_by_turn_ids)
+        )
+        self.message_usage: DataLoader[uuid.UUID, list[Usage]] = DataLoader(
+            _grouped(turn_reads.usage_by_message_ids)
+        )
 
     @staticmethod
     def _month_spend(reads: ReadStore) -> Callable[[list[uuid.UUID]], Awaitable[list[int]]]:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graph.errors import error_payload
+from graph.errors import MASKED_MESSAGE, error_payload
 from graph.request_context import bind_request_id, current_request_id, reset_request_id
+
+log = logging.getLogger("pantheon.http")
 
 
 class RequestIdMiddleware:
-    """Binds a request id for logs and masked errors and returns it as `X-Request-ID`."""
+    """Binds a request id for logs and masked errors and returns it as `X-Request-ID`.
+
+    An exception escaping the app before the response started (e.g. the database failing while
+    the GraphQL context authenticates) is logged under the request id and answered as a masked
+    JSON GraphQL error, not Starlette's plain-text 500 without an id."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -22,16 +29,25 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         token = bind_request_id(_header(scope, b"x-request-id"))
-        request_id = (current_request_id() or "").encode()
+        request_id = current_request_id() or ""
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id)]
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if scope["type"] != "http" or started:
+                raise
+            log.exception("unexpected error outside GraphQL execution (request %s)", request_id)
+            payload = error_payload(MASKED_MESSAGE, "INTERNAL_SERVER_ERROR", requestId=request_id)
+            await _send_json(send_with_id, 500, payload)
         finally:
             reset_request_id(token)
 
@@ -69,24 +85,27 @@ class BodySizeLimitMiddleware:
         await self.app(scope, _replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_payload(
-                f"request body larger than {self.max_bytes} bytes",
-                "REQUEST_TOO_LARGE",
-                requestId=current_request_id(),
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        payload = error_payload(
+            f"request body larger than {self.max_bytes} bytes",
+            "REQUEST_TOO_LARGE",
+            requestId=current_request_id(),
         )
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, 413, payload)
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, object]) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

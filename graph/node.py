@@ -11,10 +11,13 @@ from domain.access import can_read_user
 from domain.errors import BadUserInput, NotFound
 from graph.catalog.types import AgentNode
 from graph.context import Info
-from graph.ids import parse_global_id
+from graph.ids import global_id, parse_global_id
 from graph.permissions import IsAuthenticated
 from graph.sessions.api import readable_session
 from graph.sessions.types import SessionNode
+from graph.turns.api import readable_turn
+from graph.turns.types import AgentMessageNode, TurnNode
+from graph.turns.usage_types import UsageRecordNode
 from graph.users.types import UserNode
 
 
@@ -39,10 +42,35 @@ async def _session(info: Info, raw_id: str) -> relay.Node:
     return SessionNode.from_record(await readable_session(info, raw_id))
 
 
+async def _turn(info: Info, raw_id: str) -> relay.Node:
+    return TurnNode.from_record(await readable_turn(info, raw_id))
+
+
+async def _message(info: Info, raw_id: str) -> relay.Node:
+    _, message_id = parse_global_id(raw_id)
+    message = await info.context.loaders.message.load(message_id)
+    if message is None:
+        raise NotFound("agent message not found")
+    await readable_turn(info, global_id("Turn", message.turn_id))
+    return AgentMessageNode.from_record(message)
+
+
+async def _usage(info: Info, raw_id: str) -> relay.Node:
+    viewer = info.context.require_viewer()
+    _, usage_id = parse_global_id(raw_id)
+    usage = await info.context.loaders.usage.load(usage_id)
+    if usage is None or not (viewer.is_admin or usage.user_id == viewer.id):
+        raise NotFound("usage record not found")
+    return UsageRecordNode.from_record(usage)
+
+
 _RESOLVERS: dict[str, Callable[[Info, str], Awaitable[relay.Node]]] = {
     "User": _user,
     "Agent": _agent,
     "Session": _session,
+    "Turn": _turn,
+    "AgentMessage": _message,
+    "UsageRecord": _usage,
 }
 
 

@@ -6,8 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from domain.catalog import CatalogSpec
-from domain.ports import ReadStore, UnitOfWork
+from domain.ports import ReadStore
 from domain.services.sessions import SessionLimits
+from domain.turns.ports import TurnReads, TurnUnitOfWork
+from domain.turns.settings import TurnSettings
+from domain.turns.supervisor import TurnSupervisor
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,8 +24,11 @@ class Limits:
 class Runtime:
     """Ports and limits; built in graph/app.py, handed to every request's context."""
 
-    new_uow: Callable[[], UnitOfWork]
+    new_uow: Callable[[], TurnUnitOfWork]
     reads: ReadStore
+    turn_reads: TurnReads
+    turns: TurnSettings
+    supervisor: TurnSupervisor
     catalog: CatalogSpec
     providers: frozenset[str]  # provider names the catalog file declares
     limits: Limits

@@ -16,11 +16,18 @@ from graph.errors import ErrorCodes
 from graph.node import NodeQueries
 from graph.sessions.api import SessionMutations, SessionQueries
 from graph.sessions.types import SessionNode
+from graph.turns.api import TurnMutations, TurnQueries
+from graph.turns.types import AgentMessageNode, TurnNode
+from graph.turns.usage_types import UsageRecordNode
 from graph.users.api import UserMutations, UserQueries
 from graph.users.types import UserNode
 
-Query = merge_types("Query", (NodeQueries, UserQueries, CatalogQueries, SessionQueries))
-Mutation = merge_types("Mutation", (SessionMutations, CatalogMutations, UserMutations))
+Query = merge_types(
+    "Query", (NodeQueries, UserQueries, CatalogQueries, SessionQueries, TurnQueries)
+)
+Mutation = merge_types(
+    "Mutation", (SessionMutations, TurnMutations, CatalogMutations, UserMutations)
+)
 
 
 class PantheonSchema(strawberry.Schema):
@@ -35,7 +42,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     return PantheonSchema(
         query=Query,
         mutation=Mutation,
-        types=[UserNode, AgentNode, SessionNode],
+        types=[UserNode, AgentNode, SessionNode, TurnNode, AgentMessageNode, UsageRecordNode],
         # Factories, not instances: an instance would be shared by concurrent operations.
         extensions=[
             ErrorCodes,

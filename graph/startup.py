@@ -1,21 +1,31 @@
-"""Start-up work of the composition root: open the database, migrate (embedded default), sync the
-catalog file, create the demo admin on the embedded default's first start."""
+"""Start-up and shutdown of the composition root: database (migrated on the embedded default),
+catalog sync, the demo admin on the embedded default's first start, the LLM gateway, the event
+broker and the turn supervisor."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 
-from domain.enums import Role
+from domain.enums import CallKind, Role
+from domain.llm import LLMGateway
 from domain.services import catalog as catalog_service
 from domain.services import users as user_service
 from domain.services.sessions import SessionLimits
+from domain.turns.metering import DEFAULT_CATEGORIES, MeteringPolicy
+from domain.turns.runner import RunnerDeps
+from domain.turns.settings import TurnSettings
+from domain.turns.supervisor import TurnSupervisor
 from graph.runtime import Limits, Runtime
 from infra.catalog.loader import Catalog, load_catalog
 from infra.db import migrate
 from infra.db.engine import Database, open_database
 from infra.db.reads import SqlReadStore
+from infra.db.turn_reads import SqlTurnReads
 from infra.db.uow import SqlUnitOfWork
+from infra.events.memory import InMemoryEventBroker
+from infra.llm.registry import build_gateway
 from infra.settings import Settings
 
 log = logging.getLogger("pantheon.startup")
@@ -27,6 +37,8 @@ DEMO_ADMIN_HANDLE = "admin"
 class Started:
     database: Database
     catalog: Catalog
+    gateway: LLMGateway
+    owns_gateway: bool
     runtime: Runtime
 
 
@@ -39,7 +51,10 @@ def open_db(settings: Settings) -> Database:
     )
 
 
-async def start(settings: Settings, *, migrate_first: bool) -> Started:
+async def start(
+    settings: Settings, *, migrate_first: bool, gateway: LLMGateway | None = None
+) -> Started:
+    """`gateway` replaces the catalog's providers (tests use it to inject a double)."""
     catalog = load_catalog(settings.catalog_file)
     database = open_db(settings)
     if migrate_first:
@@ -52,15 +67,66 @@ async def start(settings: Settings, *, migrate_first: bool) -> Started:
     )
     if settings.embedded:
         await _demo_admin_once(database)
+    owns_gateway = gateway is None
+    gateway = gateway or build_gateway(catalog.providers)
+    runtime = build_runtime(settings, database, catalog, gateway)
+    runtime.supervisor.start_sweeper(settings.recovery_interval_seconds)
     return Started(
-        database=database, catalog=catalog, runtime=build_runtime(settings, database, catalog)
+        database=database,
+        catalog=catalog,
+        gateway=gateway,
+        owns_gateway=owns_gateway,
+        runtime=runtime,
     )
 
 
-def build_runtime(settings: Settings, database: Database, catalog: Catalog) -> Runtime:
+async def stop(started: Started, settings: Settings) -> None:
+    try:
+        await started.runtime.supervisor.shutdown(grace_seconds=settings.shutdown_grace_seconds)
+    finally:
+        try:
+            if started.owns_gateway:
+                await started.gateway.aclose()
+        finally:
+            await started.database.dispose()
+
+
+def turn_settings(settings: Settings, catalog: Catalog) -> TurnSettings:
+    categories = dict(DEFAULT_CATEGORIES)
+    categories[CallKind.MANAGER_ROUTING] = settings.routing_billing_category
+    categories[CallKind.SUMMARY_GENERATION] = settings.summary_billing_category
+    categories[CallKind.SUMMARY_EXTRACTION] = settings.summary_billing_category
+    return TurnSettings(
+        max_message_chars=settings.max_message_chars,
+        max_agents_per_turn=settings.max_agents_per_turn,
+        manager_cap=settings.manager_max_agents,
+        max_running_turns_per_user=settings.max_running_turns_per_user,
+        lease_seconds=settings.turn_lease_seconds,
+        heartbeat_seconds=settings.turn_heartbeat_seconds,
+        manager_model=catalog.spec.manager_model,
+        policy=MeteringPolicy(categories=categories),
+    )
+
+
+def build_runtime(
+    settings: Settings, database: Database, catalog: Catalog, gateway: LLMGateway
+) -> Runtime:
+    turns = turn_settings(settings, catalog)
+    broker = InMemoryEventBroker(retention_seconds=settings.event_retention_seconds)
+
+    def new_uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(database.writes)
+
+    supervisor = TurnSupervisor(
+        RunnerDeps(new_uow=new_uow, gateway=gateway, publisher=broker, settings=turns),
+        runner_id=uuid.uuid4().hex,
+    )
     return Runtime(
-        new_uow=lambda: SqlUnitOfWork(database.writes),
+        new_uow=new_uow,
         reads=SqlReadStore(database.reads),
+        turn_reads=SqlTurnReads(database.reads),
+        turns=turns,
+        supervisor=supervisor,
         catalog=catalog.spec,
         providers=frozenset(catalog.providers),
         limits=Limits(

@@ -6,8 +6,10 @@ import os
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.enums import BillingCategory
 
 ENV_PREFIX = "PANTHEON_"
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "catalog" / "default.toml"
@@ -50,6 +52,20 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, ge=1)
     max_title_length: int = Field(default=200, ge=1)
     max_roster_size: int = Field(default=12, ge=1)
+    max_message_chars: int = Field(default=32_000, ge=1)
+    max_agents_per_turn: int = Field(default=8, ge=1)
+    manager_max_agents: int = Field(default=3, ge=1)
+    max_running_turns_per_user: int = Field(default=4, ge=1)
+    turn_lease_seconds: float = Field(default=30.0, gt=0)
+    turn_heartbeat_seconds: float = Field(default=2.0, gt=0)
+    recovery_interval_seconds: float = Field(default=10.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    event_retention_seconds: float = Field(default=900.0, gt=0)
+    routing_billing_category: BillingCategory = Field(
+        default=BillingCategory.UNMETERED,
+        description="F46: UNMETERED (locked decision) or SYSTEM_OVERHEAD (Option A)",
+    )
+    summary_billing_category: BillingCategory = BillingCategory.SYSTEM_OVERHEAD
 
     @field_validator("log_level")
     @classmethod
@@ -69,6 +85,16 @@ class Settings(BaseSettings):
                 raise ValueError("an in-memory SQLite database is private to each connection")
             return value
         raise ValueError("must start with postgresql+asyncpg:// or sqlite+aiosqlite:///")
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Settings:
+        if self.turn_heartbeat_seconds * 3 > self.turn_lease_seconds:
+            raise ValueError(
+                "PANTHEON_TURN_HEARTBEAT_SECONDS must be at most a third of "
+                "PANTHEON_TURN_LEASE_SECONDS, "
+                "so one missed renewal never loses a live turn"
+            )
+        return self
 
     @property
     def embedded(self) -> bool:
@@ -91,5 +117,7 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
-        raise SettingsError(f"{ENV_PREFIX}{field.upper()}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # a rule across settings; its message names the variables
+            raise SettingsError(message) from None
+        raise SettingsError(f"{ENV_PREFIX}{str(first['loc'][0]).upper()}: {message}") from None

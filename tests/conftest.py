@@ -18,11 +18,15 @@ import pytest
 
 from domain.enums import Role
 from domain.services import users as user_service
+from domain.services.catalog import sync_catalog
 from graph.app import create_app
+from infra.catalog.loader import load_catalog
 from infra.db.engine import Database
 from infra.db.uow import SqlUnitOfWork
 from infra.settings import Settings
 from tests import db as testdb
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.turns_support import write_fake_catalog
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -187,3 +191,43 @@ def gql(client: httpx.AsyncClient) -> GraphQL:
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+# --- turns: the app with every model served by the fake OpenAI server --------------------------
+
+
+@pytest.fixture
+async def fake_catalog(tmp_path: Path, fake_openai: FakeOpenAIServer, database: Database) -> Path:
+    path = write_fake_catalog(tmp_path / "catalog.toml", fake_openai)
+    await sync_catalog(SqlUnitOfWork(database.writes), load_catalog(path).spec, overwrite=True)
+    return path
+
+
+@pytest.fixture
+def turn_settings(settings: Settings, fake_catalog: Path) -> Settings:
+    """Short leases and sweeps, so recovery is observable within a test."""
+    return settings.model_copy(
+        update={
+            "catalog_file": fake_catalog,
+            "turn_lease_seconds": 1.5,
+            "turn_heartbeat_seconds": 0.2,
+            "recovery_interval_seconds": 0.3,
+            "shutdown_grace_seconds": 2.0,
+        }
+    )
+
+
+@pytest.fixture
+async def turn_app(turn_settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(turn_settings, migrate_on_start=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def turn_gql(turn_app: Any) -> AsyncIterator[GraphQL]:
+    transport = httpx.ASGITransport(app=turn_app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://pantheon.test", timeout=30
+    ) as http:
+        yield GraphQL(http)

@@ -77,8 +77,8 @@ def build_prompt(
             )
         )
     tail = [ChatMessage(role="user", content=message)]
-    if earlier:
-        tail.append(ChatMessage(role="user", content=_earlier_replies(agent, earlier)))
+    if earlier:  # before the message, so the message is the last thing the model reads
+        tail.insert(0, ChatMessage(role="user", content=_earlier_replies(agent, earlier)))
     budget = model.context_window - model.max_output_tokens - estimate_prompt_tokens(head + tail)
     history = _fit_history(memory.turns, budget)
     messages = (*head, *history, *tail)
@@ -107,8 +107,8 @@ def _persona(agent: RosterAgent) -> str:
 def _earlier_replies(agent: RosterAgent, earlier: Sequence[EarlierReply]) -> str:
     replies = "\n\n".join(f"{reply.agent_name}: {reply.text}" for reply in earlier)
     return (
-        f"Agents who answered this message before you in this turn:\n\n{replies}\n\n"
-        f"Now answer as {agent.name}: build on them, do not repeat them."
+        "Other agents have already answered the user's next message in this turn:\n\n"
+        f"{replies}\n\nAnswer it as {agent.name}: build on them, do not repeat them."
     )
 
 

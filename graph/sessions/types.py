@@ -7,10 +7,12 @@ import strawberry
 from strawberry import relay
 
 from domain import records
+from domain.pagination import page_request
 from graph.catalog.types import AgentNode
-from graph.connections import Edge, PageInfo
+from graph.connections import Edge, PageInfo, connection_parts
 from graph.context import Info
 from graph.enums import TurnMode
+from graph.turns.types import TurnConnection, TurnNode
 from graph.users.types import UserNode
 
 
@@ -50,6 +52,28 @@ class SessionNode(relay.Node):
         agent_ids = await info.context.loaders.roster.load(self._uuid)
         agents = await info.context.loaders.agent.load_many(agent_ids)
         return [AgentNode.from_record(agent) for agent in agents if agent is not None]
+
+    @strawberry.field(description="oldest first, by index")
+    async def turns(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> TurnConnection:
+        limits = info.context.runtime.limits
+        request = page_request(
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            default_size=limits.default_page_size,
+            max_size=limits.max_page_size,
+        )
+        page = await info.context.runtime.turn_reads.turns_page(self._uuid, request)
+        edges, page_info = connection_parts(page, lambda t: (str(t.index),), TurnNode.from_record)
+        return TurnConnection(edges=edges, page_info=page_info, total_count=page.total_count)
 
 
 @strawberry.type(name="SessionConnection")

@@ -165,6 +165,8 @@ class TurnRow(Base):
     cancel_requested_at: Mapped[datetime | None]
     summary_triggered: Mapped[bool] = mapped_column(Boolean, default=False)
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # The budget reservation of a running turn (nano-USD); 0 once settled at its close.
+    reserved_nano: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 

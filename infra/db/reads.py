@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from domain.enums import BillingCategory
 from domain.pagination import Direction, Page, PageRequest, build_page, parse_time_id_key
 from domain.records import Agent, Model, Session, User
 from infra.db import mapping
@@ -21,9 +20,9 @@ from infra.db.models import (
     ModelRow,
     SessionAgentRow,
     SessionRow,
-    UsageRecordRow,
     UserRow,
 )
+from infra.db.spend import month_spend_query
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -81,17 +80,9 @@ class SqlReadStore:
     async def month_spend_by_user_ids(
         self, ids: Sequence[uuid.UUID], *, since: datetime
     ) -> dict[uuid.UUID, int]:
-        query = (
-            select(UsageRecordRow.user_id, func.sum(UsageRecordRow.cost_nano))
-            .where(
-                UsageRecordRow.user_id.in_(ids),
-                UsageRecordRow.created_at >= since,
-                UsageRecordRow.billing_category == BillingCategory.USER_BILLABLE,
-            )
-            .group_by(UsageRecordRow.user_id)
-        )
         async with self._factory() as session:
-            spent = {user_id: int(total or 0) for user_id, total in await session.execute(query)}
+            rows = await session.execute(month_spend_query(ids, since=since))
+            spent = {user_id: int(total) for user_id, total in rows}
         return {user_id: spent.get(user_id, 0) for user_id in ids}
 
     async def rosters_by_session_ids(

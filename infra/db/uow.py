@@ -11,6 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from domain.errors import Conflict
 from infra.db.repositories.catalog import SqlAgentRepository, SqlModelRepository
 from infra.db.repositories.sessions import SqlSessionRepository
+from infra.db.repositories.turn_facts import (
+    SqlAgentMessageRepository,
+    SqlEventRepository,
+    SqlUsageRepository,
+)
+from infra.db.repositories.turns import SqlTurnRepository
 from infra.db.repositories.users import SqlTokenRepository, SqlUserRepository
 
 # Unique constraints whose violation a caller can fix, and how to say so.
@@ -19,6 +25,9 @@ _CONFLICT_MESSAGES = {
     "users.handle": "that handle is taken",
     "uq_models_alias": "that model alias exists",
     "uq_agents_key": "that agent key exists",
+    # The partial unique index: at most one RUNNING turn per session.
+    "ix_turns_session_id": "a turn of this session is running; wait for it or cancel it",
+    "turns.session_id": "a turn of this session is running; wait for it or cancel it",
 }
 
 
@@ -30,6 +39,10 @@ class SqlUnitOfWork:
     models: SqlModelRepository
     agents: SqlAgentRepository
     sessions: SqlSessionRepository
+    turns: SqlTurnRepository
+    messages: SqlAgentMessageRepository
+    usage: SqlUsageRepository
+    events: SqlEventRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
@@ -42,6 +55,10 @@ class SqlUnitOfWork:
         self.models = SqlModelRepository(session)
         self.agents = SqlAgentRepository(session)
         self.sessions = SqlSessionRepository(session)
+        self.turns = SqlTurnRepository(session)
+        self.messages = SqlAgentMessageRepository(session)
+        self.usage = SqlUsageRepository(session)
+        self.events = SqlEventRepository(session)
         return self
 
     async def __aexit__(
@@ -60,18 +77,31 @@ class SqlUnitOfWork:
         try:
             await self._require_session().flush()
         except IntegrityError as error:
+            if not _is_unique_violation(error):
+                raise  # a broken foreign key or check is a bug, not the caller's conflict
             raise _conflict(error) from None
 
     async def commit(self) -> None:
         try:
             await self._require_session().commit()
         except IntegrityError as error:
+            if not _is_unique_violation(error):
+                raise
             raise _conflict(error) from None
 
     def _require_session(self) -> AsyncSession:
         if self._session is None:
             raise RuntimeError("use the unit of work inside `async with`")
         return self._session
+
+
+def _is_unique_violation(error: IntegrityError) -> bool:
+    detail = str(error.orig)
+    return (
+        "UNIQUE constraint failed" in detail  # SQLite
+        or getattr(error.orig, "sqlstate", None) == "23505"  # PostgreSQL unique_violation
+        or "duplicate key value violates unique constraint" in detail
+    )
 
 
 def _conflict(error: IntegrityError) -> Conflict:

@@ -185,6 +185,7 @@ def upgrade() -> None:
         sa.Column("cancel_requested_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("summary_triggered", sa.Boolean(), nullable=False),
         sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column("reserved_nano", sa.BigInteger(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,366 @@
+"""Runs a started turn: routing (ORCHESTRATOR), then each agent in sequence, then the close.
+
+Each step ends in one short unit of work that stages the fact, its usage rows and its event rows
+and commits them together; events are published after the commit. No transaction is open while a
+model is called. A failing agent becomes a FAILED message and the sequence goes on; a cancel
+request stops the current call and skips the rest; the closing unit is shielded from cancellation
+so what was billed is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from domain.clock import utcnow
+from domain.enums import AgentMessageStatus, CallKind, TurnStatus
+from domain.llm import (
+    Attempt,
+    LLMCallError,
+    LLMErrorCode,
+    LLMGateway,
+    LLMResult,
+    LLMStream,
+    TextDelta,
+)
+from domain.records import Model
+from domain.turns import routing
+from domain.turns.context import AgentPrompt, EarlierReply, build_prompt
+from domain.turns.contracts import ContextAudit, RosterAgent, RoutingDecision
+from domain.turns.events import EventPublisher, TurnEvent, TurnEventType
+from domain.turns.metering import UsageEntry, usage_entries
+from domain.turns.ports import NewAgentMessage, TurnClose, TurnUnitOfWork
+from domain.turns.service import StartedTurn, routing_events
+from domain.turns.settings import TurnSettings
+
+log = logging.getLogger("pantheon.turns.runner")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunnerDeps:
+    new_uow: Callable[[], TurnUnitOfWork]
+    gateway: LLMGateway
+    publisher: EventPublisher
+    settings: TurnSettings
+
+
+@dataclass(slots=True, kw_only=True)
+class _AgentOutcome:
+    agent: RosterAgent
+    model: Model
+    position: int
+    status: AgentMessageStatus
+    text: str
+    attempts: tuple[Attempt, ...]
+    error_code: str | None = None
+    error_message: str | None = None
+    prompt: AgentPrompt | None = None
+    started_at: datetime = field(default_factory=utcnow)
+
+
+class TurnRun:
+    """One execution of one started turn; `cancel` is set by cancelTurn or the heartbeat."""
+
+    def __init__(self, deps: RunnerDeps, started: StartedTurn, cancel: asyncio.Event) -> None:
+        self.deps = deps
+        self.started = started
+        self.turn = started.turn
+        self.cancel = cancel
+        self.sequence = started.last_sequence
+        self.outcomes: list[_AgentOutcome] = []
+
+    async def run(self) -> None:
+        pending: _AgentOutcome | None = None
+        try:
+            decision = self.started.decision or await self._route()
+            pending = await self._run_agents(decision)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._close(pending, failure="interrupted: the server stopped"))
+            raise
+        except Exception:
+            log.exception("turn %s failed unexpectedly", self.turn.id)
+            await asyncio.shield(self._close(pending, failure="internal error while running"))
+            return
+        await asyncio.shield(self._close(pending, failure=None))
+
+    # --- routing ---------------------------------------------------------------------------
+
+    async def _route(self) -> RoutingDecision:
+        manager = self.started.models[self.deps.settings.manager_model]
+        outcome = await routing.route(
+            self.deps.gateway,
+            self.turn.user_message,
+            self.started.roster,
+            manager,
+            cap=self.deps.settings.manager_cap,
+        )
+        entries = usage_entries(
+            outcome.attempts,
+            call_kind=CallKind.MANAGER_ROUTING,
+            position=0,
+            model=manager,
+            agent_key=None,
+            policy=self.deps.settings.policy,
+        )
+        events = routing_events(
+            self.turn, outcome.decision, self.started.roster, first_sequence=self.sequence + 1
+        )
+        async with self.deps.new_uow() as uow:
+            await uow.turns.set_routing(self.turn.id, outcome.decision)
+            await self._stage_usage(uow, entries)
+            await uow.events.add(events)
+            await uow.commit()
+        await self._publish(events)
+        return outcome.decision
+
+    # --- agents ----------------------------------------------------------------------------
+
+    async def _run_agents(self, decision: RoutingDecision) -> _AgentOutcome | None:
+        """Runs the plan; returns the outcome the closing unit must still store (a cancelled
+        agent), or None."""
+        by_key = {agent.key: agent for agent in self.started.roster}
+        plan = [by_key[key] for key in decision.selected_agent_keys]
+        for position, agent in enumerate(plan, start=1):
+            model = self.started.models[agent.model_alias]
+            if self.cancel.is_set():
+                return self._skipped(agent, model, position)
+            outcome = await self._call_agent(agent, model, position)
+            if outcome.status is AgentMessageStatus.CANCELLED:
+                return outcome
+            upcoming = plan[position] if position < len(plan) else None
+            await self._store_agent(outcome, upcoming)
+        return None
+
+    async def _call_agent(self, agent: RosterAgent, model: Model, position: int) -> _AgentOutcome:
+        earlier = [
+            EarlierReply(agent_name=o.agent.name, text=o.text)
+            for o in self.outcomes
+            if o.status is AgentMessageStatus.COMPLETED
+        ]
+        prompt = build_prompt(
+            agent=agent,
+            model=model,
+            memory=self.started.memory,
+            message=self.turn.user_message,
+            earlier=earlier,
+        )
+        outcome = _AgentOutcome(
+            agent=agent,
+            model=model,
+            position=position,
+            status=AgentMessageStatus.COMPLETED,
+            text="",
+            attempts=(),
+            prompt=prompt,
+        )
+        stream = self.deps.gateway.stream(prompt.request)
+        parts: list[str] = []
+        consume = asyncio.ensure_future(self._consume(stream, agent, position, parts))
+        cancelled = asyncio.ensure_future(self.cancel.wait())
+        try:
+            await asyncio.wait({consume, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+        if not consume.done():  # a cancel request arrived first: stop the call now
+            consume.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consume
+            outcome.status = AgentMessageStatus.CANCELLED
+            outcome.text = "".join(parts)
+            outcome.attempts = stream.attempts
+            outcome.error_code, outcome.error_message = "CANCELLED", "the turn was cancelled"
+            return outcome
+        try:
+            result = consume.result()
+        except LLMCallError as error:
+            outcome.status = AgentMessageStatus.FAILED
+            outcome.text = error.partial_text
+            outcome.attempts = error.attempts
+            outcome.error_code, outcome.error_message = str(error.code), error.message
+            log.warning("agent %s failed in turn %s: %s", agent.key, self.turn.id, error.code)
+            return outcome
+        outcome.text = result.text
+        outcome.attempts = result.attempts
+        return outcome
+
+    async def _consume(
+        self, stream: LLMStream, agent: RosterAgent, position: int, parts: list[str]
+    ) -> LLMResult:
+        result: LLMResult | None = None
+        async with contextlib.aclosing(stream):
+            async for item in stream:
+                if isinstance(item, TextDelta):
+                    parts.append(item.text)
+                    await self._publish(
+                        [
+                            self._event(
+                                TurnEventType.AGENT_DELTA,
+                                {"agent_key": agent.key, "position": position, "text": item.text},
+                            )
+                        ]
+                    )
+                else:
+                    result = item
+        if result is None:
+            raise LLMCallError(
+                LLMErrorCode.PROVIDER_BAD_RESPONSE,
+                "the stream ended without a result",
+                attempts=stream.attempts,
+                partial_text="".join(parts),
+            )
+        return result
+
+    def _skipped(self, agent: RosterAgent, model: Model, position: int) -> _AgentOutcome:
+        return _AgentOutcome(
+            agent=agent,
+            model=model,
+            position=position,
+            status=AgentMessageStatus.CANCELLED,
+            text="",
+            attempts=(),
+            error_code="CANCELLED",
+            error_message="the turn was cancelled before this agent answered",
+        )
+
+    async def _store_agent(self, outcome: _AgentOutcome, upcoming: RosterAgent | None) -> None:
+        async with self.deps.new_uow() as uow:
+            message_id = await self._stage_message(uow, outcome)
+            events = [self._event(TurnEventType.AGENT_FINISHED, {"message_id": str(message_id)})]
+            if upcoming is not None:
+                events.append(
+                    self._event(
+                        TurnEventType.AGENT_STARTED,
+                        {"agent_key": upcoming.key, "position": outcome.position + 1},
+                    )
+                )
+            await uow.events.add(events)
+            await uow.commit()
+        self.outcomes.append(outcome)
+        await self._publish(events)
+
+    # --- closing ---------------------------------------------------------------------------
+
+    async def _close(self, pending: _AgentOutcome | None, *, failure: str | None) -> None:
+        if pending is not None:
+            self.outcomes.append(pending)
+        cancelled = pending is not None and pending.status is AgentMessageStatus.CANCELLED
+        status = _status(self.outcomes, cancelled=cancelled, failure=failure)
+        close = TurnClose(
+            status=status,
+            assistant_output=_assistant_output(self.outcomes),
+            context_audit=_audit(self.outcomes),
+            failure_reason=failure,
+            finished_at=utcnow(),
+        )
+        events: list[TurnEvent] = []
+        try:
+            async with self.deps.new_uow() as uow:
+                if pending is not None:
+                    message_id = await self._stage_message(uow, pending)
+                    events.append(
+                        self._event(TurnEventType.AGENT_FINISHED, {"message_id": str(message_id)})
+                    )
+                if not await uow.turns.close(self.turn.id, close):
+                    log.warning("turn %s was closed elsewhere; dropping this close", self.turn.id)
+                    return
+                events.append(self._event(TurnEventType.TURN_FINISHED, {"status": status.value}))
+                await uow.events.add(events)
+                await uow.commit()
+        except Exception:
+            # Left RUNNING: its lease expires and any live process marks it FAILED.
+            log.exception("could not close turn %s; recovery will fail it", self.turn.id)
+            return
+        await self._publish(events)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def _stage_message(self, uow: TurnUnitOfWork, outcome: _AgentOutcome) -> uuid.UUID:
+        message = await uow.messages.add(
+            NewAgentMessage(
+                turn_id=self.turn.id,
+                agent_id=outcome.agent.id,
+                position=outcome.position,
+                status=outcome.status,
+                content=outcome.text,
+                error_code=outcome.error_code,
+                error_message=outcome.error_message,
+                model_alias=outcome.model.alias,
+                started_at=outcome.started_at,
+                finished_at=utcnow(),
+            )
+        )
+        entries = usage_entries(
+            outcome.attempts,
+            call_kind=CallKind.AGENT_RESPONSE,
+            position=outcome.position,
+            model=outcome.model,
+            agent_key=outcome.agent.key,
+            policy=self.deps.settings.policy,
+        )
+        await self._stage_usage(uow, entries, agent_message_id=message.id)
+        return message.id
+
+    async def _stage_usage(
+        self,
+        uow: TurnUnitOfWork,
+        entries: Sequence[UsageEntry],
+        *,
+        agent_message_id: uuid.UUID | None = None,
+    ) -> None:
+        if entries:
+            await uow.usage.add(
+                entries,
+                user_id=self.turn.user_id,
+                session_id=self.turn.session_id,
+                turn_id=self.turn.id,
+                agent_message_id=agent_message_id,
+                at=utcnow(),
+            )
+
+    def _event(self, kind: TurnEventType, payload: dict[str, object]) -> TurnEvent:
+        self.sequence += 1
+        return TurnEvent(
+            turn_id=self.turn.id,
+            session_id=self.turn.session_id,
+            sequence=self.sequence,
+            type=kind,
+            at=utcnow(),
+            payload=payload,
+        )
+
+    async def _publish(self, events: Sequence[TurnEvent]) -> None:
+        await self.deps.publisher.publish(tuple(events))
+
+
+def _status(
+    outcomes: Sequence[_AgentOutcome], *, cancelled: bool, failure: str | None
+) -> TurnStatus:
+    if cancelled:
+        return TurnStatus.CANCELLED
+    if failure is not None:
+        return TurnStatus.FAILED
+    succeeded = sum(o.status is AgentMessageStatus.COMPLETED for o in outcomes)
+    if outcomes and succeeded == len(outcomes):
+        return TurnStatus.COMPLETED
+    return TurnStatus.PARTIAL if succeeded else TurnStatus.FAILED
+
+
+def _assistant_output(outcomes: Sequence[_AgentOutcome]) -> str:
+    return "\n\n".join(
+        f"{o.agent.name}: {o.text}" for o in outcomes if o.status is AgentMessageStatus.COMPLETED
+    )
+
+
+def _audit(outcomes: Sequence[_AgentOutcome]) -> ContextAudit:
+    prompts = [o.prompt for o in outcomes if o.prompt is not None]
+    return ContextAudit(
+        model_aliases=tuple(o.model.alias for o in outcomes),
+        summary_id=prompts[0].summary_id if prompts else None,
+        history_turns_included=max((p.history_turns_included for p in prompts), default=0),
+        estimated_prompt_tokens=sum(p.estimated_prompt_tokens for p in prompts),
+    )

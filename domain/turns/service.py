@@ -1,0 +1,333 @@
+"""Starting and cancelling turns: the short units of work around the LLM calls (unit #1 of
+ARCHITECTURE.md's "One turn, end to end"), and recovery of turns whose runner died."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from domain.access import require_changeable_session
+from domain.clock import utcnow
+from domain.enums import TurnMode, TurnStatus
+from domain.errors import BadUserInput, BudgetExceeded, Conflict, NotFound, RateLimited
+from domain.money import nano_to_usd
+from domain.records import Model, User
+from domain.spend import month_start
+from domain.turns import planning
+from domain.turns.budget import worst_case_turn_nano
+from domain.turns.context import SessionMemory
+from domain.turns.contracts import EMPTY_AUDIT, RosterAgent, RoutingDecision
+from domain.turns.events import EventPublisher, TurnEvent, TurnEventType
+from domain.turns.ports import NewTurn, TurnClose, TurnUnitOfWork
+from domain.turns.records import Turn
+from domain.turns.settings import TurnSettings
+
+log = logging.getLogger("pantheon.turns")
+
+MAX_IDEMPOTENCY_KEY = 128
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunTurnRequest:
+    session_id: uuid.UUID
+    message: str
+    mode: TurnMode | None = None
+    agent_keys: tuple[str, ...] | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartedTurn:
+    """Everything the runner needs, read in unit #1 before any LLM call."""
+
+    turn: Turn
+    roster: tuple[RosterAgent, ...]
+    models: dict[str, Model]
+    memory: SessionMemory
+    decision: RoutingDecision | None  # None in ORCHESTRATOR mode: the manager decides
+    last_sequence: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartOutcome:
+    turn: Turn
+    started: StartedTurn | None  # None: an idempotent replay, nothing new to run
+
+
+async def start_turn(
+    new_uow: Callable[[], TurnUnitOfWork],
+    actor: User,
+    request: RunTurnRequest,
+    settings: TurnSettings,
+    *,
+    runner_id: str,
+) -> StartOutcome:
+    _check_input(request, settings)
+    fingerprint = _fingerprint(request)
+    try:
+        return await _start(new_uow(), actor, request, settings, fingerprint, runner_id)
+    except Conflict:
+        if request.idempotency_key is None:
+            raise
+        # Two retries with one key raced: the loser returns the winner's turn.
+        replay = await _replay(new_uow(), actor, request.idempotency_key, fingerprint)
+        if replay is None:
+            raise
+        return replay
+
+
+async def _start(
+    uow: TurnUnitOfWork,
+    actor: User,
+    request: RunTurnRequest,
+    settings: TurnSettings,
+    fingerprint: str,
+    runner_id: str,
+) -> StartOutcome:
+    async with uow:
+        if request.idempotency_key is not None:
+            existing = await uow.turns.find_by_idempotency_key(actor.id, request.idempotency_key)
+            if existing is not None:
+                return _same_request(existing, fingerprint)
+        session = require_changeable_session(actor, await uow.sessions.get(request.session_id))
+        mode = request.mode or session.default_mode
+        if request.agent_keys is not None and mode is not TurnMode.MANUAL:
+            raise BadUserInput("agentKeys can only be given in MANUAL mode")
+        roster = await uow.turns.roster(session.id)
+        decision = _plan_without_model(mode, request, roster, settings)
+        aliases = {agent.model_alias for agent in roster} | {settings.manager_model}
+        models = await uow.turns.models_by_alias(sorted(aliases))
+        memory = await uow.turns.memory(session.id)
+
+        await uow.turns.lock_user(actor.id)
+        if await uow.sessions.has_running_turn(session.id):
+            raise Conflict("a turn of this session is running; wait for it or cancel it")
+        running = await uow.turns.running_for_user(actor.id)
+        if len(running) >= settings.max_running_turns_per_user:
+            raise RateLimited(
+                f"at most {settings.max_running_turns_per_user} turns may run at once per user"
+            )
+        reserve = _reservation(mode, request, roster, models, memory, settings)
+        await _check_budget(uow, actor.id, running, reserve)
+
+        now = utcnow()
+        index = await uow.turns.next_index(session.id)
+        turn = await uow.turns.add(
+            NewTurn(
+                session_id=session.id,
+                user_id=actor.id,
+                index=index,
+                mode=mode,
+                user_message=request.message,
+                idempotency_key=request.idempotency_key,
+                request_fingerprint=fingerprint,
+                runner_id=runner_id,
+                lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
+                reserved_nano=reserve,
+                routing=decision,
+                started_at=now,
+            )
+        )
+        events = _opening_events(turn, decision, roster)
+        await uow.events.add(events)
+        await uow.flush()  # a racing turn or key surfaces here as Conflict
+        await uow.commit()
+    return StartOutcome(
+        turn=turn,
+        started=StartedTurn(
+            turn=turn,
+            roster=tuple(roster),
+            models=models,
+            memory=memory,
+            decision=decision,
+            last_sequence=events[-1].sequence,
+        ),
+    )
+
+
+def _check_input(request: RunTurnRequest, settings: TurnSettings) -> None:
+    if not request.message.strip():
+        raise BadUserInput("message must not be empty")
+    if len(request.message) > settings.max_message_chars:
+        raise BadUserInput(f"message must be at most {settings.max_message_chars} characters")
+    key = request.idempotency_key
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+        raise BadUserInput(f"idempotencyKey must be 1-{MAX_IDEMPOTENCY_KEY} printable characters")
+
+
+def _fingerprint(request: RunTurnRequest) -> str:
+    document = {
+        "session": str(request.session_id),
+        "message": request.message,
+        "mode": request.mode.value if request.mode else None,
+        "agent_keys": list(request.agent_keys) if request.agent_keys is not None else None,
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _same_request(existing: Turn, fingerprint: str) -> StartOutcome:
+    if existing.request_fingerprint != fingerprint:
+        raise Conflict("this idempotencyKey was used for a different request")
+    return StartOutcome(turn=existing, started=None)
+
+
+async def _replay(
+    uow: TurnUnitOfWork, actor: User, key: str, fingerprint: str
+) -> StartOutcome | None:
+    async with uow:
+        existing = await uow.turns.find_by_idempotency_key(actor.id, key)
+    return _same_request(existing, fingerprint) if existing is not None else None
+
+
+def _plan_without_model(
+    mode: TurnMode,
+    request: RunTurnRequest,
+    roster: Sequence[RosterAgent],
+    settings: TurnSettings,
+) -> RoutingDecision | None:
+    if mode is TurnMode.MANUAL:
+        return planning.plan_manual(
+            request.message, roster, request.agent_keys, max_agents=settings.max_agents_per_turn
+        )
+    if mode is TurnMode.ROUNDTABLE:
+        return planning.plan_roundtable(roster, max_agents=settings.max_agents_per_turn)
+    planning.default_agent(roster)  # the fallback must exist before the manager is asked
+    return None
+
+
+def _reservation(
+    mode: TurnMode,
+    request: RunTurnRequest,
+    roster: Sequence[RosterAgent],
+    models: dict[str, Model],
+    memory: SessionMemory,
+    settings: TurnSettings,
+) -> int:
+    count = planning.most_agents(
+        mode,
+        request.message,
+        roster,
+        request.agent_keys,
+        max_agents=settings.max_agents_per_turn,
+        manager_cap=settings.manager_cap,
+    )
+    return worst_case_turn_nano(
+        agents=planning.enabled(roster),
+        count=count,
+        models=models,
+        message=request.message,
+        memory=memory,
+        policy=settings.policy,
+    )
+
+
+async def _check_budget(
+    uow: TurnUnitOfWork, user_id: uuid.UUID, running: Sequence[Turn], reserve: int
+) -> None:
+    user = await uow.users.get(user_id)
+    if user is None or user.monthly_budget_nano is None:
+        return
+    spent = await uow.turns.month_spend(user_id, since=month_start(utcnow()))
+    committed = await uow.turns.committed_cost_by_turn([turn.id for turn in running])
+    reserved = sum(max(t.reserved_nano - committed.get(t.id, 0), 0) for t in running)
+    left = user.monthly_budget_nano - spent - reserved
+    if reserve > left:
+        raise BudgetExceeded(
+            f"this turn could cost up to ${nano_to_usd(reserve)}, and the monthly budget has "
+            f"${nano_to_usd(max(left, 0))} left"
+        )
+
+
+def _opening_events(
+    turn: Turn, decision: RoutingDecision | None, roster: Sequence[RosterAgent]
+) -> list[TurnEvent]:
+    events = [_event(turn, 1, TurnEventType.TURN_STARTED, {})]
+    if decision is not None:
+        events += routing_events(turn, decision, roster, first_sequence=2)
+    return events
+
+
+def routing_events(
+    turn: Turn, decision: RoutingDecision, roster: Sequence[RosterAgent], *, first_sequence: int
+) -> list[TurnEvent]:
+    """RoutingDecided, and AgentStarted of the first agent: both durable with the decision."""
+    first = decision.selected_agent_keys[0]
+    return [
+        _event(turn, first_sequence, TurnEventType.ROUTING_DECIDED, decision.to_json()),
+        _event(
+            turn,
+            first_sequence + 1,
+            TurnEventType.AGENT_STARTED,
+            {"agent_key": first, "position": 1},
+        ),
+    ]
+
+
+def _event(turn: Turn, sequence: int, kind: TurnEventType, payload: dict[str, object]) -> TurnEvent:
+    return TurnEvent(
+        turn_id=turn.id,
+        session_id=turn.session_id,
+        sequence=sequence,
+        type=kind,
+        at=utcnow(),
+        payload=payload,
+    )
+
+
+async def request_cancel(
+    new_uow: Callable[[], TurnUnitOfWork], actor: User, turn_id: uuid.UUID
+) -> Turn:
+    """Sets the cancel flag any process's runner polls; a finished turn is returned unchanged."""
+    async with new_uow() as uow:
+        turn = await uow.turns.get(turn_id)
+        if turn is None or turn.user_id != actor.id:
+            raise NotFound("turn not found")
+        if turn.status is TurnStatus.RUNNING and turn.cancel_requested_at is None:
+            await uow.turns.request_cancel(turn.id, at=utcnow())
+            await uow.commit()
+            turn = await _reread(new_uow, turn.id)
+    return turn
+
+
+async def _reread(new_uow: Callable[[], TurnUnitOfWork], turn_id: uuid.UUID) -> Turn:
+    async with new_uow() as uow:
+        turn = await uow.turns.get(turn_id)
+    if turn is None:
+        raise NotFound("turn not found")
+    return turn
+
+
+async def fail_expired_turns(
+    new_uow: Callable[[], TurnUnitOfWork], publisher: EventPublisher
+) -> list[TurnEvent]:
+    """Marks turns whose runner's lease expired (its process died) FAILED and writes their
+    TurnFinished. A live runner renews its lease, so its turn is never taken."""
+    finished: list[TurnEvent] = []
+    async with new_uow() as uow:
+        now = utcnow()
+        for turn in await uow.turns.expired_running(now=now, limit=100):
+            # Deltas live only in the broker: number the closing event after them too.
+            stored = await uow.events.last_sequence(turn.id)
+            sequence = max(stored, await publisher.last_sequence(turn.id)) + 1
+            await uow.turns.close(
+                turn.id,
+                TurnClose(
+                    status=TurnStatus.FAILED,
+                    assistant_output=turn.assistant_output,
+                    context_audit=turn.context_audit or EMPTY_AUDIT,
+                    failure_reason="the runner of this turn stopped (lease expired)",
+                    finished_at=now,
+                ),
+            )
+            event = _event(turn, sequence, TurnEventType.TURN_FINISHED, {"status": "FAILED"})
+            await uow.events.add([event])
+            finished.append(event)
+        await uow.commit()
+    for event in finished:
+        log.warning("turn %s recovered as FAILED: its runner's lease expired", event.turn_id)
+    return finished

@@ -1,0 +1,19 @@
+"""Limits and timings of turns, set from configuration by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain.turns.metering import MeteringPolicy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnSettings:
+    max_message_chars: int = 32_000
+    max_agents_per_turn: int = 8
+    manager_cap: int = 3  # the most agents the manager may pick
+    max_running_turns_per_user: int = 4
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 2.0  # lease renewal and cross-process cancel polling
+    manager_model: str = "manager-mini"
+    policy: MeteringPolicy = field(default_factory=MeteringPolicy)

@@ -1,0 +1,118 @@
+"""Runs turns in supervised background tasks: one heartbeat per running turn renews its lease
+and polls its cancel flag (so `cancelTurn` works from any process); a sweeper fails turns whose
+runner died; shutdown waits for running turns, then cancels what is left."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import timedelta
+
+from domain.clock import utcnow
+from domain.turns.events import EventPublisher
+from domain.turns.ports import LeaseStatus
+from domain.turns.runner import RunnerDeps, TurnRun
+from domain.turns.service import StartedTurn, fail_expired_turns
+
+log = logging.getLogger("pantheon.turns.supervisor")
+
+
+class TurnSupervisor:
+    def __init__(self, deps: RunnerDeps, *, runner_id: str) -> None:
+        self.deps = deps
+        self.runner_id = runner_id
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._cancels: dict[uuid.UUID, asyncio.Event] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def publisher(self) -> EventPublisher:
+        return self.deps.publisher
+
+    def launch(self, started: StartedTurn) -> asyncio.Task[None]:
+        turn_id = started.turn.id
+        cancel = asyncio.Event()
+        self._cancels[turn_id] = cancel
+        task = asyncio.create_task(self._supervise(started, cancel), name=f"turn-{turn_id}")
+        self._tasks[turn_id] = task
+        task.add_done_callback(lambda _: self._forget(turn_id))
+        return task
+
+    def task_for(self, turn_id: uuid.UUID) -> asyncio.Task[None] | None:
+        return self._tasks.get(turn_id)
+
+    def cancel_local(self, turn_id: uuid.UUID) -> bool:
+        """Stops a turn running in this process at once (others notice through the heartbeat)."""
+        cancel = self._cancels.get(turn_id)
+        if cancel is None:
+            return False
+        cancel.set()
+        return True
+
+    async def _supervise(self, started: StartedTurn, cancel: asyncio.Event) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(started.turn.id, cancel))
+        try:
+            await TurnRun(self.deps, started, cancel).run()
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self, turn_id: uuid.UUID, cancel: asyncio.Event) -> None:
+        interval = self.deps.settings.heartbeat_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                status = await self._renew(turn_id)
+            except Exception:  # a DB hiccup: the lease is long enough to try again
+                log.warning("lease renewal of turn %s failed; retrying", turn_id, exc_info=True)
+                continue
+            if status is not LeaseStatus.HELD:
+                cancel.set()
+                if status is LeaseStatus.LOST:
+                    log.warning("turn %s: lease lost; stopping", turn_id)
+                return
+
+    async def _renew(self, turn_id: uuid.UUID) -> LeaseStatus:
+        until = utcnow() + timedelta(seconds=self.deps.settings.lease_seconds)
+        async with self.deps.new_uow() as uow:
+            status = await uow.turns.renew_lease(turn_id, self.runner_id, until=until)
+            await uow.commit()
+        return status
+
+    # --- recovery and shutdown ------------------------------------------------------------
+
+    def start_sweeper(self, interval: float) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(interval))
+
+    async def sweep_once(self) -> int:
+        events = await fail_expired_turns(self.deps.new_uow, self.deps.publisher)
+        await self.deps.publisher.publish(tuple(events))
+        return len(events)
+
+    async def _sweep_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.warning("recovery sweep failed; retrying", exc_info=True)
+            await asyncio.sleep(interval)
+
+    async def shutdown(self, *, grace_seconds: float) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _forget(self, turn_id: uuid.UUID) -> None:
+        self._tasks.pop(turn_id, None)
+        self._cancels.pop(turn_id, None)

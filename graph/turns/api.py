@@ -1,0 +1,107 @@
+"""Turns: run one, cancel one, read one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import strawberry
+
+from domain.access import can_read_session
+from domain.errors import NotFound
+from domain.turns import service
+from domain.turns.records import Turn
+from graph.context import Info
+from graph.enums import TurnMode
+from graph.ids import uuid_of
+from graph.permissions import IsAuthenticated
+from graph.turns.types import TurnNode
+
+# cancelTurn waits this long for a turn running in this process to close, so it can answer
+# with the final CANCELLED state; a turn on another process is answered as it stands.
+CANCEL_WAIT_SECONDS = 10.0
+
+
+@strawberry.input
+class RunTurnInput:
+    session_id: strawberry.ID
+    message: str
+    mode: TurnMode | None = strawberry.field(default=None, description="default: the session's")
+    agent_keys: list[str] | None = strawberry.field(
+        default=None, description="MANUAL: instead of @tags"
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="a retried runTurn with the same key returns the same turn"
+    )
+    wait_for_completion: bool = True
+
+
+async def readable_turn(info: Info, raw_id: str) -> Turn:
+    """The turn behind a global id if the viewer may read its session; NOT_FOUND otherwise."""
+    viewer = info.context.require_viewer()
+    turn = await info.context.loaders.turn.load(uuid_of(raw_id, "Turn"))
+    if turn is not None:
+        session = await info.context.loaders.session.load(turn.session_id)
+        if session is not None and can_read_session(viewer, session):
+            return turn
+    raise NotFound("turn not found")
+
+
+async def _fresh(info: Info, turn: Turn) -> TurnNode:
+    """Re-reads the turn past the request's loader cache: it changed while we waited."""
+    rows = await info.context.runtime.turn_reads.turns_by_ids([turn.id])
+    return TurnNode.from_record(rows[0] if rows else turn)
+
+
+@strawberry.type
+class TurnQueries:
+    @strawberry.field(permission_classes=[IsAuthenticated])
+    async def turn(self, info: Info, id: strawberry.ID) -> TurnNode | None:
+        return TurnNode.from_record(await readable_turn(info, id))
+
+
+@strawberry.type
+class TurnMutations:
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="CONFLICT while another turn of the session runs",
+    )
+    async def run_turn(self, info: Info, input: RunTurnInput) -> TurnNode:
+        runtime = info.context.runtime
+        request = service.RunTurnRequest(
+            session_id=uuid_of(input.session_id, "Session"),
+            message=input.message,
+            mode=input.mode,  # type: ignore[arg-type]
+            agent_keys=tuple(input.agent_keys) if input.agent_keys is not None else None,
+            idempotency_key=input.idempotency_key,
+        )
+        outcome = await service.start_turn(
+            runtime.new_uow,
+            info.context.require_viewer(),
+            request,
+            runtime.turns,
+            runner_id=runtime.supervisor.runner_id,
+        )
+        if outcome.started is not None:
+            task = runtime.supervisor.launch(outcome.started)
+        else:
+            task = runtime.supervisor.task_for(outcome.turn.id)
+        if input.wait_for_completion and task is not None:
+            # Shielded: a client that disconnects does not cancel its turn.
+            await asyncio.shield(task)
+        return await _fresh(info, outcome.turn)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="works from any API process"
+    )
+    async def cancel_turn(self, info: Info, id: strawberry.ID) -> TurnNode:
+        runtime = info.context.runtime
+        turn = await service.request_cancel(
+            runtime.new_uow, info.context.require_viewer(), uuid_of(id, "Turn")
+        )
+        runtime.supervisor.cancel_local(turn.id)
+        task = runtime.supervisor.task_for(turn.id)
+        if task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
+        return await _fresh(info, turn)
