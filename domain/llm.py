@@ -33,6 +33,7 @@ from typing import Protocol
 from domain.enums import CallKind, TokenSource
 
 __all__ = [
+    "NO_USAGE",
     "Attempt",
     "ChatMessage",
     "LLMCallError",
@@ -211,7 +212,7 @@ class LLMGateway(Protocol):
 # need to download its tables, so this is a documented heuristic: about 4 characters per token
 # for alphabetic scripts (OpenAI's rule of thumb for English), one token per character for CJK,
 # kana and hangul (BPE vocabularies rarely merge them), plus the chat-template framing each
-# message costs. It is usually within ~15% for English prose, and errs high rather than low.
+# message costs. A rule of thumb, not a tokenizer: expect 20-30% error on real text, more on code.
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4  # role name and delimiters wrapped around every message
