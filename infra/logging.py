@@ -41,5 +41,6 @@ def configure_logging(level: str, fmt: str, *, record_filter: logging.Filter | N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Uvicorn's access log would repeat every request at INFO; errors still reach the root.
-    logging.getLogger("uvicorn.access").setLevel(max(logging.WARNING, root.level))
+    # Uvicorn's access log and httpx's per-request lines would repeat every call at INFO.
+    for noisy in ("uvicorn.access", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
