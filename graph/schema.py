@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+from decimal import Decimal
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.types.base_scalars import DecimalDefinition
 from strawberry.tools import merge_types
 from strawberry.types.execution import ExecutionContext
 
@@ -30,6 +33,13 @@ Mutation = merge_types(
 )
 
 
+# Money leaves as fixed-point text: Strawberry's `str()` would send 10 USD as "1E+1" and one
+# nano-USD as "1E-9". Parsing stays Strawberry's.
+PlainDecimal = dataclasses.replace(
+    DecimalDefinition, serialize=lambda value: format(value, "f"), implementation=None
+)
+
+
 class PantheonSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -42,6 +52,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     return PantheonSchema(
         query=Query,
         mutation=Mutation,
+        scalar_overrides={Decimal: PlainDecimal},
         types=[UserNode, AgentNode, SessionNode, TurnNode, AgentMessageNode, UsageRecordNode],
         # Factories, not instances: an instance would be shared by concurrent operations.
         extensions=[

@@ -48,7 +48,7 @@ _skipped_required: list[str] = []
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if not report.skipped:
+    if not report.skipped or hasattr(report, "wasxfail"):  # an xfail is not a skip
         return
     keywords = report.keywords
     required = ("postgres" in keywords and testdb.pg_admin_url()) or (
