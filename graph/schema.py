@@ -8,7 +8,12 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.types.base_scalars import DecimalDefinition
 from strawberry.tools import merge_types
 from strawberry.types.execution import ExecutionContext
@@ -17,6 +22,7 @@ from graph.catalog.api import CatalogMutations, CatalogQueries
 from graph.catalog.types import AgentNode
 from graph.errors import ErrorCodes
 from graph.node import NodeQueries
+from graph.reports.api import ReportQueries
 from graph.sessions.api import SessionMutations, SessionQueries
 from graph.sessions.types import SessionNode
 from graph.turns.api import TurnMutations, TurnQueries
@@ -26,7 +32,8 @@ from graph.users.api import UserMutations, UserQueries
 from graph.users.types import UserNode
 
 Query = merge_types(
-    "Query", (NodeQueries, UserQueries, CatalogQueries, SessionQueries, TurnQueries)
+    "Query",
+    (NodeQueries, UserQueries, CatalogQueries, SessionQueries, TurnQueries, ReportQueries),
 )
 Mutation = merge_types(
     "Mutation", (SessionMutations, TurnMutations, CatalogMutations, UserMutations)
@@ -57,6 +64,9 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         # Factories, not instances: an instance would be shared by concurrent operations.
         extensions=[
             ErrorCodes,
+            # The same documents arrive again and again: validate each once. (ParserCache is left
+            # out: with it, a syntax error escapes ErrorCodes and loses its code.)
+            ValidationCache,
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),

@@ -28,6 +28,7 @@ class InMemoryEventBroker:
         self.retention_seconds = retention_seconds
         self.max_events_per_turn = max_events_per_turn
         self._turns: dict[uuid.UUID, _TurnLog] = {}
+        self._next_expiry = 0.0
 
     async def publish(self, events: tuple[TurnEvent, ...]) -> None:
         now = time.monotonic()
@@ -52,6 +53,11 @@ class InMemoryEventBroker:
         return sorted((e for _, e in log.events if e.sequence > after), key=lambda e: e.sequence)
 
     def _expire(self, now: float) -> None:
+        # At most once a second: scanning every retained turn on every delta would cost
+        # more as traffic grows.
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + 1.0
         horizon = now - self.retention_seconds
         for turn_id in [t for t, log in self._turns.items() if log.touched < horizon]:
             del self._turns[turn_id]
