@@ -209,7 +209,7 @@ def turn_settings(settings: Settings, fake_catalog: Path) -> Settings:
     return settings.model_copy(
         update={
             "catalog_file": fake_catalog,
-            "turn_lease_seconds": 1.5,
+            "turn_lease_seconds": 3.0,
             "turn_heartbeat_seconds": 0.2,
             "recovery_interval_seconds": 0.3,
             "shutdown_grace_seconds": 2.0,

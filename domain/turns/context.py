@@ -40,7 +40,8 @@ class SummaryMemory:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionMemory:
     summary: SummaryMemory | None
-    turns: tuple[PastTurn, ...]  # finished turns after the summary, oldest first
+    turns: tuple[PastTurn, ...]  # finished turns after the summary with output, oldest first
+    finished_since_summary: int = 0  # every finished turn after the summary, output or not
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -73,6 +73,7 @@ class TurnRun:
         self.cancel = cancel
         self.sequence = started.last_sequence
         self.outcomes: list[_AgentOutcome] = []
+        self.interrupted: _AgentOutcome | None = None  # the agent a server stop cut short
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
@@ -80,6 +81,7 @@ class TurnRun:
             decision = self.started.decision or await self._route()
             pending = await self._run_agents(decision)
         except asyncio.CancelledError:
+            pending = pending or self.interrupted
             await asyncio.shield(self._close(pending, failure="interrupted: the server stopped"))
             raise
         except Exception:
@@ -164,12 +166,21 @@ class TurnRun:
         cancelled = asyncio.ensure_future(self.cancel.wait())
         try:
             await asyncio.wait({consume, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The server is stopping: stop the call too (never leave it streaming), and leave
+            # what it spent to the closing unit, which meters it with its message.
+            await _stop(consume)
+            outcome.status = AgentMessageStatus.FAILED
+            outcome.text = "".join(parts)
+            outcome.attempts = stream.attempts
+            outcome.error_code = "INTERRUPTED"
+            outcome.error_message = "the server stopped while this agent was answering"
+            self.interrupted = outcome
+            raise
         finally:
             cancelled.cancel()
         if not consume.done():  # a cancel request arrived first: stop the call now
-            consume.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consume
+            await _stop(consume)
             outcome.status = AgentMessageStatus.CANCELLED
             outcome.text = "".join(parts)
             outcome.attempts = stream.attempts
@@ -335,6 +346,13 @@ class TurnRun:
 
     async def _publish(self, events: Sequence[TurnEvent]) -> None:
         await self.deps.publisher.publish(tuple(events))
+
+
+async def _stop(call: asyncio.Future[LLMResult]) -> None:
+    """Cancels a provider call and waits until its connection is closed and attempts recorded."""
+    call.cancel()
+    with contextlib.suppress(asyncio.CancelledError, LLMCallError):
+        await call
 
 
 def _status(

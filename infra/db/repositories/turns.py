@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.enums import BillingCategory, TurnStatus
@@ -111,7 +112,17 @@ class SqlTurnRepository:
         )
         self._session.add(row)
         # Events reference the turn: send it first (no ORM relationship orders the inserts).
-        await self._session.flush()
+        # This flush is where a racing turn of the session or a reused idempotency key shows
+        # up, so it reports them as the unit of work's own flush would: as a Conflict (which
+        # the service turns into a replay of the winner's turn, or CONFLICT).
+        try:
+            await self._session.flush()
+        except IntegrityError as error:
+            from infra.db.uow import _conflict, _is_unique_violation  # uow imports this module
+
+            if not _is_unique_violation(error):
+                raise
+            raise _conflict(error) from None
         return turn_mapping.turn(row)
 
     async def set_routing(self, turn_id: uuid.UUID, routing: RoutingDecision) -> None:
@@ -216,6 +227,15 @@ class SqlTurnRepository:
             .limit(MAX_MEMORY_TURNS)
         )
         turns = [PastTurn(index=i, user_message=m, assistant_output=o) for i, m, o in rows]
+        finished = await self._session.scalar(
+            select(func.count())
+            .select_from(TurnRow)
+            .where(
+                TurnRow.session_id == session_id,
+                TurnRow.index > after,
+                TurnRow.status != TurnStatus.RUNNING,
+            )
+        )
         summary = (
             SummaryMemory(
                 id=summary_row.id,
@@ -225,4 +245,6 @@ class SqlTurnRepository:
             if summary_row
             else None
         )
-        return SessionMemory(summary=summary, turns=tuple(reversed(turns)))
+        return SessionMemory(
+            summary=summary, turns=tuple(reversed(turns)), finished_since_summary=int(finished or 0)
+        )
