@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         description="F46: UNMETERED (locked decision) or SYSTEM_OVERHEAD (Option A)",
     )
     summary_billing_category: BillingCategory = BillingCategory.SYSTEM_OVERHEAD
+    summary_threshold: int = Field(
+        default=8, ge=1, description="finished turns since the last summary that make one due"
+    )
 
     @field_validator("log_level")
     @classmethod

@@ -14,6 +14,7 @@ from domain.enums import AgentMessageStatus, TurnMode, TurnStatus
 from domain.pagination import Page, PageRequest
 from domain.ports import UnitOfWork
 from domain.records import Model
+from domain.summaries.ports import SummaryRepository
 from domain.turns.context import SessionMemory
 from domain.turns.contracts import ContextAudit, RosterAgent, RoutingDecision
 from domain.turns.events import TurnEvent
@@ -64,6 +65,7 @@ class TurnClose:
     context_audit: ContextAudit
     failure_reason: str | None
     finished_at: datetime
+    summary_triggered: bool = False
 
 
 class TurnRepository(Protocol):
@@ -129,6 +131,7 @@ class TurnUnitOfWork(UnitOfWork, Protocol):
     messages: AgentMessageRepository
     usage: UsageRepository
     events: EventRepository
+    summaries: SummaryRepository
 
 
 class TurnReads(Protocol):

@@ -29,8 +29,9 @@ from domain.llm import (
     TextDelta,
 )
 from domain.records import Model
+from domain.summaries.pipeline import SummaryOutcome, plan_summary, summarize
 from domain.turns import routing
-from domain.turns.context import AgentPrompt, EarlierReply, build_prompt
+from domain.turns.context import AgentPrompt, EarlierReply, PastTurn, build_prompt
 from domain.turns.contracts import ContextAudit, RosterAgent, RoutingDecision
 from domain.turns.events import EventPublisher, TurnEvent, TurnEventType
 from domain.turns.metering import UsageEntry, usage_entries
@@ -77,9 +78,12 @@ class TurnRun:
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
+        summary: SummaryOutcome | None = None
         try:
             decision = self.started.decision or await self._route()
             pending = await self._run_agents(decision)
+            if pending is None:  # not cancelled: the summary is the turn's last step
+                summary = await self._summarize()
         except asyncio.CancelledError:
             pending = pending or self.interrupted
             await asyncio.shield(self._close(pending, failure="interrupted: the server stopped"))
@@ -88,7 +92,27 @@ class TurnRun:
             log.exception("turn %s failed unexpectedly", self.turn.id)
             await asyncio.shield(self._close(pending, failure="internal error while running"))
             return
-        await asyncio.shield(self._close(pending, failure=None))
+        await asyncio.shield(self._close(pending, failure=None, summary=summary))
+
+    # --- summary ---------------------------------------------------------------------------
+
+    async def _summarize(self) -> SummaryOutcome | None:
+        """Runs the two-stage summary when it is due. Its failures never fail the turn."""
+        settings = self.deps.settings
+        current = PastTurn(
+            index=self.turn.index,
+            user_message=self.turn.user_message,
+            assistant_output=_assistant_output(self.outcomes),
+        )
+        plan = plan_summary(self.started.memory, current, threshold=settings.summary_threshold)
+        if plan is None:
+            return None
+        try:
+            model = self.started.models[settings.summarizer_model]
+            return await summarize(self.deps.gateway, plan, model)
+        except Exception:
+            log.exception("summary of turn %s failed; the next turn retries it", self.turn.id)
+            return None
 
     # --- routing ---------------------------------------------------------------------------
 
@@ -256,37 +280,118 @@ class TurnRun:
 
     # --- closing ---------------------------------------------------------------------------
 
-    async def _close(self, pending: _AgentOutcome | None, *, failure: str | None) -> None:
+    async def _close(
+        self,
+        pending: _AgentOutcome | None,
+        *,
+        failure: str | None,
+        summary: SummaryOutcome | None = None,
+    ) -> None:
         if pending is not None:
             self.outcomes.append(pending)
         cancelled = pending is not None and pending.status is AgentMessageStatus.CANCELLED
         status = _status(self.outcomes, cancelled=cancelled, failure=failure)
+        before = self.sequence
+        try:
+            events = await self._write_close(pending, status, failure, summary)
+        except Exception:
+            if summary is None:
+                # Left RUNNING: its lease expires and any live process marks it FAILED.
+                log.exception("could not close turn %s; recovery will fail it", self.turn.id)
+                return
+            # A summary that cannot be stored must not cost the turn its close (its usage
+            # goes with it: never apart from what it paid for). The next turn retries it.
+            log.exception("could not store the summary of turn %s; closing without", self.turn.id)
+            self.sequence = before
+            await self._close_without_summary(pending, status, failure)
+            return
+        await self._publish(events)
+
+    async def _close_without_summary(
+        self, pending: _AgentOutcome | None, status: TurnStatus, failure: str | None
+    ) -> None:
+        try:
+            events = await self._write_close(pending, status, failure, None)
+        except Exception:
+            log.exception("could not close turn %s; recovery will fail it", self.turn.id)
+            return
+        await self._publish(events)
+
+    async def _write_close(
+        self,
+        pending: _AgentOutcome | None,
+        status: TurnStatus,
+        failure: str | None,
+        summary: SummaryOutcome | None,
+    ) -> list[TurnEvent]:
+        """The closing unit; returns its events to publish (none if the turn was taken)."""
         close = TurnClose(
             status=status,
             assistant_output=_assistant_output(self.outcomes),
             context_audit=_audit(self.outcomes),
             failure_reason=failure,
             finished_at=utcnow(),
+            summary_triggered=summary is not None,
         )
         events: list[TurnEvent] = []
-        try:
-            async with self.deps.new_uow() as uow:
-                if pending is not None:
-                    message_id = await self._stage_message(uow, pending)
-                    events.append(
-                        self._event(TurnEventType.AGENT_FINISHED, {"message_id": str(message_id)})
-                    )
-                if not await uow.turns.close(self.turn.id, close):
-                    log.warning("turn %s was closed elsewhere; dropping this close", self.turn.id)
-                    return
-                events.append(self._event(TurnEventType.TURN_FINISHED, {"status": status.value}))
-                await uow.events.add(events)
-                await uow.commit()
-        except Exception:
-            # Left RUNNING: its lease expires and any live process marks it FAILED.
-            log.exception("could not close turn %s; recovery will fail it", self.turn.id)
-            return
-        await self._publish(events)
+        async with self.deps.new_uow() as uow:
+            if pending is not None:
+                message_id = await self._stage_message(uow, pending)
+                events.append(
+                    self._event(TurnEventType.AGENT_FINISHED, {"message_id": str(message_id)})
+                )
+            if summary is not None:
+                summary_id = await self._stage_summary(uow, summary)
+                events.append(
+                    self._event(TurnEventType.SUMMARY_UPDATED, {"summary_id": str(summary_id)})
+                )
+            if not await uow.turns.close(self.turn.id, close):
+                log.warning("turn %s was closed elsewhere; dropping this close", self.turn.id)
+                return []
+            events.append(self._event(TurnEventType.TURN_FINISHED, {"status": status.value}))
+            await uow.events.add(events)
+            await uow.commit()
+        return events
+
+    async def _stage_summary(self, uow: TurnUnitOfWork, outcome: SummaryOutcome) -> uuid.UUID:
+        settings = self.deps.settings
+        model = self.started.models[settings.summarizer_model]
+        stored = await uow.summaries.add(
+            session_id=self.turn.session_id,
+            turn_id=self.turn.id,
+            covers_from_turn=outcome.plan.covers_from_turn,
+            covers_through_turn=outcome.plan.covers_through_turn,
+            text=outcome.generated.text,
+            structure=outcome.extracted.structure,
+            generation_used_fallback=outcome.generated.used_fallback,
+            extraction_used_fallback=outcome.extracted.used_fallback,
+            at=utcnow(),
+        )
+        for position, (kind, attempts) in enumerate(
+            [
+                (CallKind.SUMMARY_GENERATION, outcome.generated.attempts),
+                (CallKind.SUMMARY_EXTRACTION, outcome.extracted.attempts),
+            ],
+            start=1,
+        ):
+            entries = usage_entries(
+                attempts,
+                call_kind=kind,
+                position=position,
+                model=model,
+                agent_key=None,
+                policy=settings.policy,
+            )
+            if entries:
+                await uow.usage.add(
+                    entries,
+                    user_id=self.turn.user_id,
+                    session_id=self.turn.session_id,
+                    turn_id=self.turn.id,
+                    summary_id=stored.id,
+                    at=utcnow(),
+                )
+        return stored.id
 
     # --- helpers ---------------------------------------------------------------------------
 

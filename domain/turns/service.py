@@ -100,7 +100,8 @@ async def _start(
             raise BadUserInput("agentKeys can only be given in MANUAL mode")
         roster = await uow.turns.roster(session.id)
         decision = _plan_without_model(mode, request, roster, settings)
-        aliases = {agent.model_alias for agent in roster} | {settings.manager_model}
+        aliases = {agent.model_alias for agent in roster}
+        aliases |= {settings.manager_model, settings.summarizer_model}
         models = await uow.turns.models_by_alias(sorted(aliases))
         memory = await uow.turns.memory(session.id)
 

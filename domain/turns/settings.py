@@ -16,4 +16,6 @@ class TurnSettings:
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 2.0  # lease renewal and cross-process cancel polling
     manager_model: str = "manager-mini"
+    summarizer_model: str = "summarizer-mini"
+    summary_threshold: int = 8  # finished turns since the last summary that make one due
     policy: MeteringPolicy = field(default_factory=MeteringPolicy)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from domain.errors import Conflict
 from infra.db.repositories.catalog import SqlAgentRepository, SqlModelRepository
 from infra.db.repositories.sessions import SqlSessionRepository
+from infra.db.repositories.summaries import SqlSummaryRepository
 from infra.db.repositories.turn_facts import (
     SqlAgentMessageRepository,
     SqlEventRepository,
@@ -28,6 +29,7 @@ _CONFLICT_MESSAGES = {
     # The partial unique index: at most one RUNNING turn per session.
     "ix_turns_session_id": "a turn of this session is running; wait for it or cancel it",
     "turns.session_id": "a turn of this session is running; wait for it or cancel it",
+    "uq_session_summaries": "a summary of this range of turns exists",
 }
 
 
@@ -43,6 +45,7 @@ class SqlUnitOfWork:
     messages: SqlAgentMessageRepository
     usage: SqlUsageRepository
     events: SqlEventRepository
+    summaries: SqlSummaryRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
@@ -59,6 +62,7 @@ class SqlUnitOfWork:
         self.messages = SqlAgentMessageRepository(session)
         self.usage = SqlUsageRepository(session)
         self.events = SqlEventRepository(session)
+        self.summaries = SqlSummaryRepository(session)
         return self
 
     async def __aexit__(

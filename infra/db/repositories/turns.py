@@ -141,6 +141,7 @@ class SqlTurnRepository:
                 failure_reason=close.failure_reason,
                 finished_at=close.finished_at,
                 reserved_nano=0,  # settled: the usage rows now say what it cost
+                summary_triggered=close.summary_triggered,
                 lease_expires_at=None,
             )
         )

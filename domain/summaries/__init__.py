@@ -1,0 +1,1 @@
+"""Session memory: the two-stage summary pipeline (generation, then extraction)."""
