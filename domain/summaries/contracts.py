@@ -26,11 +26,16 @@ class SummaryStructure:
     def from_json(cls, data: object) -> SummaryStructure:
         if not isinstance(data, dict):
             return cls()
-        values = {
-            key: tuple(str(item) for item in data.get(key, []) if isinstance(item, str))
-            for key in STRUCTURE_KEYS
-        }
+        # Only a list keeps its strings: iterating a string, a dict or None would split it into
+        # characters, keys, or fail.
+        values = {key: _strings(data.get(key)) for key in STRUCTURE_KEYS}
         return cls(**values)
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

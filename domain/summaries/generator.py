@@ -17,6 +17,7 @@ from domain.turns.context import PastTurn
 
 PARSER = "summary generation"
 DIGEST_CHARS_PER_TURN = 240
+DIGEST_MAX_CHARS = 4_000  # about 1,000 tokens: the size of a summarizer's own answer
 
 SYSTEM_PROMPT = (
     "You maintain the memory of a long multi-agent chat. Merge the previous summary (if any) with "
@@ -79,12 +80,17 @@ async def generate(
 
 
 def digest(previous: str | None, turns: Sequence[PastTurn]) -> str:
-    """The deterministic fallback: the previous summary, then one trimmed line per turn."""
+    """The deterministic fallback: the previous summary, then one trimmed line per turn.
+
+    At most `DIGEST_MAX_CHARS`, keeping the newest part: each digest starts from the previous
+    summary, so without a bound a summarizer that keeps failing would grow the memory with every
+    summary, and memory must stay bounded however long the session grows.
+    """
     lines = [previous.strip()] if previous and previous.strip() else []
     for turn in turns:
         line = f"Turn {turn.index}: the user said {turn.user_message!r}; {turn.assistant_output}"
         lines.append(_cut(" ".join(line.split()), DIGEST_CHARS_PER_TURN))
-    return "\n".join(lines)
+    return _keep_end("\n".join(lines), DIGEST_MAX_CHARS)
 
 
 def _digest_result(
@@ -103,3 +109,7 @@ def _digest_result(
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _keep_end(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "…" + text[len(text) - limit + 1 :]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.summaries.contracts import Summary, SummaryStructure
@@ -40,6 +41,15 @@ class SqlSummaryRepository:
             created_at=at,
         )
         self._session.add(row)
-        # Usage rows reference the summary, and its range constraints must speak now.
-        await self._session.flush()
+        # Usage rows reference the summary, and its range constraints must speak now: a summary
+        # of the same range stored meanwhile is reported as the unit of work's own flush would,
+        # as a Conflict.
+        try:
+            await self._session.flush()
+        except IntegrityError as error:
+            from infra.db.uow import _conflict, _is_unique_violation  # uow imports this module
+
+            if not _is_unique_violation(error):
+                raise
+            raise _conflict(error) from None
         return summary(row)
