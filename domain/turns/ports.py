@@ -90,10 +90,11 @@ class TurnRepository(Protocol):
         """Closes a RUNNING turn; False when it was no longer running (recovered elsewhere)."""
         ...
 
-    async def renew_lease(
-        self, turn_id: uuid.UUID, runner_id: str, *, until: datetime
-    ) -> LeaseStatus:
-        """Extends the lease of a turn this runner still owns, and reports a cancel request."""
+    async def renew_leases(
+        self, turn_ids: Sequence[uuid.UUID], runner_id: str, *, until: datetime
+    ) -> dict[uuid.UUID, LeaseStatus]:
+        """Extends the leases of the turns this runner still owns (one statement for all of
+        them) and reports each one's state: held, cancel requested, or lost."""
         ...
 
     async def request_cancel(self, turn_id: uuid.UUID, *, at: datetime) -> None: ...

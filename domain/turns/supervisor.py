@@ -1,6 +1,7 @@
-"""Runs turns in supervised background tasks: one heartbeat per running turn renews its lease
-and polls its cancel flag (so `cancelTurn` works from any process); a sweeper fails turns whose
-runner died; shutdown waits for running turns, then cancels what is left."""
+"""Runs turns in supervised background tasks. One heartbeat per process renews the leases of all
+its running turns in one statement and polls their cancel flags (so `cancelTurn` works from any
+process); a sweeper fails turns whose runner died; shutdown waits for running turns, then cancels
+what is left."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class TurnSupervisor:
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._cancels: dict[uuid.UUID, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def publisher(self) -> EventPublisher:
@@ -52,35 +54,34 @@ class TurnSupervisor:
         return True
 
     async def _supervise(self, started: StartedTurn, cancel: asyncio.Event) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(started.turn.id, cancel))
-        try:
-            await TurnRun(self.deps, started, cancel).run()
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.create_task(self._beat_forever())
+        await TurnRun(self.deps, started, cancel).run()
 
-    async def _heartbeat(self, turn_id: uuid.UUID, cancel: asyncio.Event) -> None:
-        interval = self.deps.settings.heartbeat_seconds
-        while True:
-            await asyncio.sleep(interval)
+    async def _beat_forever(self) -> None:
+        """Renews every local turn's lease each interval; ends when none is left."""
+        while self._cancels:
+            await asyncio.sleep(self.deps.settings.heartbeat_seconds)
             try:
-                status = await self._renew(turn_id)
+                await self.beat_once()
             except Exception:  # a DB hiccup: the lease is long enough to try again
-                log.warning("lease renewal of turn %s failed; retrying", turn_id, exc_info=True)
-                continue
-            if status is not LeaseStatus.HELD:
-                cancel.set()
-                if status is LeaseStatus.LOST:
-                    log.warning("turn %s: lease lost; stopping", turn_id)
-                return
+                log.warning("lease renewal failed; retrying", exc_info=True)
 
-    async def _renew(self, turn_id: uuid.UUID) -> LeaseStatus:
+    async def beat_once(self) -> None:
+        turn_ids = list(self._cancels)
+        if not turn_ids:
+            return
         until = utcnow() + timedelta(seconds=self.deps.settings.lease_seconds)
         async with self.deps.new_uow() as uow:
-            status = await uow.turns.renew_lease(turn_id, self.runner_id, until=until)
+            states = await uow.turns.renew_leases(turn_ids, self.runner_id, until=until)
             await uow.commit()
-        return status
+        for turn_id, state in states.items():
+            cancel = self._cancels.get(turn_id)
+            if cancel is None or state is LeaseStatus.HELD:
+                continue
+            if state is LeaseStatus.LOST:
+                log.warning("turn %s: lease lost; stopping", turn_id)
+            cancel.set()
 
     # --- recovery and shutdown ------------------------------------------------------------
 
@@ -101,18 +102,23 @@ class TurnSupervisor:
             await asyncio.sleep(interval)
 
     async def shutdown(self, *, grace_seconds: float) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await _stop_task(self._sweeper)
         tasks = list(self._tasks.values())
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if tasks:
+            # Leases keep being renewed meanwhile: these turns are alive until they finish.
+            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await _stop_task(self._heartbeat)
 
     def _forget(self, turn_id: uuid.UUID) -> None:
         self._tasks.pop(turn_id, None)
         self._cancels.pop(turn_id, None)
+
+
+async def _stop_task(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -147,23 +147,24 @@ class SqlTurnRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def renew_lease(
-        self, turn_id: uuid.UUID, runner_id: str, *, until: datetime
-    ) -> LeaseStatus:
+    async def renew_leases(
+        self, turn_ids: Sequence[uuid.UUID], runner_id: str, *, until: datetime
+    ) -> dict[uuid.UUID, LeaseStatus]:
         result = await self._session.execute(
             update(TurnRow)
             .where(
-                TurnRow.id == turn_id,
+                TurnRow.id.in_(turn_ids),
                 TurnRow.runner_id == runner_id,
                 TurnRow.status == TurnStatus.RUNNING,
             )
             .values(lease_expires_at=until)
-            .returning(TurnRow.cancel_requested_at)
+            .returning(TurnRow.id, TurnRow.cancel_requested_at)
         )
-        row = result.first()
-        if row is None:
-            return LeaseStatus.LOST
-        return LeaseStatus.CANCEL_REQUESTED if row[0] is not None else LeaseStatus.HELD
+        held = {
+            turn_id: LeaseStatus.CANCEL_REQUESTED if cancel else LeaseStatus.HELD
+            for turn_id, cancel in result
+        }
+        return {turn_id: held.get(turn_id, LeaseStatus.LOST) for turn_id in turn_ids}
 
     async def request_cancel(self, turn_id: uuid.UUID, *, at: datetime) -> None:
         await self._session.execute(
