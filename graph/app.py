@@ -19,6 +19,7 @@ from graph import startup
 from graph.context import Context
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from graph.reports.csv_route import register_cost_report_csv
 from graph.request_context import RequestIdFilter
 from graph.runtime import Runtime
 from graph.schema import build_schema
@@ -69,6 +70,7 @@ def create_app(
     app.include_router(PantheonRouter(schema, context_getter=get_context), prefix="/graphql")
     app.mount(ASSETS_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="graphql-ide")
     _health_routes(app)
+    register_cost_report_csv(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)  # outermost: even a refused body gets an id
     return app

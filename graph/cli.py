@@ -156,5 +156,26 @@ def export_schema(
         output.write_text(sdl, encoding="utf-8")
 
 
+@app.command("seed-usage")
+def seed_usage(
+    rows: Annotated[int, typer.Option(min=1, help="how many usage rows to insert")],
+    days: Annotated[int, typer.Option(min=1, help="spread them over the last N days")] = 90,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same distribution)")] = 0,
+) -> None:
+    """DEV/BENCH ONLY: insert realistic usage rows (new seed users and sessions), committed in
+    batches; a failure keeps the batches already committed."""
+    from infra.db.seed_usage import SeedSpec
+    from infra.db.seed_usage import seed_usage as seed_rows
+
+    settings = _settings()
+    spec = SeedSpec(rows=rows, days=days, seed=seed)
+
+    async def work(database: Database) -> int:
+        return await seed_rows(database, load_catalog(settings.catalog_file).spec, spec)
+
+    seeded = _with_database(settings, work)
+    typer.echo(f"seeded {seeded} usage rows over {days} days")
+
+
 def main() -> None:
     app()

@@ -18,7 +18,7 @@ class Context(BaseContext):
         super().__init__()
         self.runtime = runtime
         self.viewer = viewer
-        self.loaders = Loaders(runtime.reads, runtime.turn_reads)
+        self.loaders = Loaders(runtime)
 
     def require_viewer(self) -> User:
         if self.viewer is None:

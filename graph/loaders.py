@@ -12,9 +12,11 @@ from aiodataloader import DataLoader
 
 from domain.ports import ReadStore
 from domain.records import Agent, Model, Session, User
+from domain.reports import ReportReads, UsageTotals
 from domain.spend import month_start
-from domain.turns.ports import TurnReads
+from domain.summaries.contracts import Summary
 from domain.turns.records import AgentMessage, Turn, Usage
+from graph.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -42,7 +44,9 @@ def _grouped(
 class Loaders:
     """Created inside the context getter: aiodataloader binds the running loop at creation."""
 
-    def __init__(self, reads: ReadStore, turn_reads: TurnReads) -> None:
+    def __init__(self, runtime: Runtime) -> None:
+        reads, turn_reads = runtime.reads, runtime.turn_reads
+        summary_reads = runtime.summary_reads
         self.user: DataLoader[uuid.UUID, User | None] = DataLoader(_by_id(reads.users_by_ids))
         self.model: DataLoader[uuid.UUID, Model | None] = DataLoader(_by_id(reads.models_by_ids))
         self.agent: DataLoader[uuid.UUID, Agent | None] = DataLoader(_by_id(reads.agents_by_ids))
@@ -67,6 +71,25 @@ class Loaders:
         self.message_usage: DataLoader[uuid.UUID, list[Usage]] = DataLoader(
             _grouped(turn_reads.usage_by_message_ids)
         )
+        self.session_summaries: DataLoader[uuid.UUID, list[Summary]] = DataLoader(
+            _grouped(summary_reads.summaries_by_session_ids)
+        )
+        self.summary: DataLoader[uuid.UUID, Summary | None] = DataLoader(
+            _by_id(summary_reads.summaries_by_ids)
+        )
+        self.session_usage: DataLoader[uuid.UUID, UsageTotals] = DataLoader(
+            self._session_totals(runtime.report_reads)
+        )
+
+    @staticmethod
+    def _session_totals(
+        reports: ReportReads,
+    ) -> Callable[[list[uuid.UUID]], Awaitable[list[UsageTotals]]]:
+        async def batch(ids: list[uuid.UUID]) -> list[UsageTotals]:
+            found = await reports.usage_totals_by_session_ids(ids)
+            return [found.get(session_id, UsageTotals()) for session_id in ids]
+
+        return batch
 
     @staticmethod
     def _month_spend(reads: ReadStore) -> Callable[[list[uuid.UUID]], Awaitable[list[int]]]:

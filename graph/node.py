@@ -15,6 +15,7 @@ from graph.ids import global_id, parse_global_id
 from graph.permissions import IsAuthenticated
 from graph.sessions.api import readable_session
 from graph.sessions.types import SessionNode
+from graph.summaries.types import SessionSummaryNode
 from graph.turns.api import readable_turn
 from graph.turns.types import AgentMessageNode, TurnNode
 from graph.turns.usage_types import UsageRecordNode
@@ -64,6 +65,15 @@ async def _usage(info: Info, raw_id: str) -> relay.Node:
     return UsageRecordNode.from_record(usage)
 
 
+async def _summary(info: Info, raw_id: str) -> relay.Node:
+    _, summary_id = parse_global_id(raw_id)
+    summary = await info.context.loaders.summary.load(summary_id)
+    if summary is None:
+        raise NotFound("summary not found")
+    await readable_session(info, global_id("Session", summary.session_id))
+    return SessionSummaryNode.from_record(summary)
+
+
 _RESOLVERS: dict[str, Callable[[Info, str], Awaitable[relay.Node]]] = {
     "User": _user,
     "Agent": _agent,
@@ -71,6 +81,7 @@ _RESOLVERS: dict[str, Callable[[Info, str], Awaitable[relay.Node]]] = {
     "Turn": _turn,
     "AgentMessage": _message,
     "UsageRecord": _usage,
+    "SessionSummary": _summary,
 }
 
 

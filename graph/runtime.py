@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from domain.catalog import CatalogSpec
 from domain.ports import ReadStore
+from domain.reports import ReportReads
 from domain.services.sessions import SessionLimits
+from domain.summaries.ports import SummaryReads
 from domain.turns.ports import TurnReads, TurnUnitOfWork
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
@@ -27,6 +29,8 @@ class Runtime:
     new_uow: Callable[[], TurnUnitOfWork]
     reads: ReadStore
     turn_reads: TurnReads
+    report_reads: ReportReads
+    summary_reads: SummaryReads
     turns: TurnSettings
     supervisor: TurnSupervisor
     catalog: CatalogSpec

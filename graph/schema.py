@@ -25,6 +25,7 @@ from graph.node import NodeQueries
 from graph.reports.api import ReportQueries
 from graph.sessions.api import SessionMutations, SessionQueries
 from graph.sessions.types import SessionNode
+from graph.summaries.types import SessionSummaryNode
 from graph.turns.api import TurnMutations, TurnQueries
 from graph.turns.types import AgentMessageNode, TurnNode
 from graph.turns.usage_types import UsageRecordNode
@@ -60,7 +61,15 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         query=Query,
         mutation=Mutation,
         scalar_overrides={Decimal: PlainDecimal},
-        types=[UserNode, AgentNode, SessionNode, TurnNode, AgentMessageNode, UsageRecordNode],
+        types=[
+            UserNode,
+            AgentNode,
+            SessionNode,
+            TurnNode,
+            AgentMessageNode,
+            UsageRecordNode,
+            SessionSummaryNode,
+        ],
         # Factories, not instances: an instance would be shared by concurrent operations.
         extensions=[
             ErrorCodes,

@@ -22,6 +22,8 @@ from infra.catalog.loader import Catalog, load_catalog
 from infra.db import migrate
 from infra.db.engine import Database, open_database
 from infra.db.reads import SqlReadStore
+from infra.db.report_reads import SqlReportReads
+from infra.db.summary_reads import SqlSummaryReads
 from infra.db.turn_reads import SqlTurnReads
 from infra.db.uow import SqlUnitOfWork
 from infra.events.memory import InMemoryEventBroker
@@ -104,6 +106,8 @@ def turn_settings(settings: Settings, catalog: Catalog) -> TurnSettings:
         lease_seconds=settings.turn_lease_seconds,
         heartbeat_seconds=settings.turn_heartbeat_seconds,
         manager_model=catalog.spec.manager_model,
+        summarizer_model=catalog.spec.summarizer_model,
+        summary_threshold=settings.summary_threshold,
         policy=MeteringPolicy(categories=categories),
     )
 
@@ -125,6 +129,8 @@ def build_runtime(
         new_uow=new_uow,
         reads=SqlReadStore(database.reads),
         turn_reads=SqlTurnReads(database.reads),
+        summary_reads=SqlSummaryReads(database.reads),
+        report_reads=SqlReportReads(database.reads),
         turns=turns,
         supervisor=supervisor,
         catalog=catalog.spec,

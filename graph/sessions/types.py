@@ -12,6 +12,8 @@ from graph.catalog.types import AgentNode
 from graph.connections import Edge, PageInfo, connection_parts
 from graph.context import Info
 from graph.enums import TurnMode
+from graph.reports.types import UsageTotals
+from graph.summaries.types import SessionSummaryNode
 from graph.turns.types import TurnConnection, TurnNode
 from graph.users.types import UserNode
 
@@ -52,6 +54,20 @@ class SessionNode(relay.Node):
         agent_ids = await info.context.loaders.roster.load(self._uuid)
         agents = await info.context.loaders.agent.load_many(agent_ids)
         return [AgentNode.from_record(agent) for agent in agents if agent is not None]
+
+    @strawberry.field(description="every usage row of the session, whenever it was made")
+    async def usage(self, info: Info) -> UsageTotals:
+        return UsageTotals.from_domain(await info.context.loaders.session_usage.load(self._uuid))
+
+    @strawberry.field(description="the session's memory: the newest summary, if any")
+    async def latest_summary(self, info: Info) -> SessionSummaryNode | None:
+        summaries = await info.context.loaders.session_summaries.load(self._uuid)
+        return SessionSummaryNode.from_record(summaries[-1]) if summaries else None
+
+    @strawberry.field(description="oldest first")
+    async def summaries(self, info: Info) -> list[SessionSummaryNode]:
+        summaries = await info.context.loaders.session_summaries.load(self._uuid)
+        return [SessionSummaryNode.from_record(summary) for summary in summaries]
 
     @strawberry.field(description="oldest first, by index")
     async def turns(

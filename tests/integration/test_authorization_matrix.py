@@ -66,6 +66,9 @@ CREATE_USER = 'mutation { createUser(input: {handle: "mallory", role: ADMIN}) { 
 ISSUE_TOKEN = "mutation($id: ID!) { issueToken(userId: $id) { token } }"
 REVOKE_TOKENS = "mutation($id: ID!) { revokeTokens(userId: $id) }"
 SET_BUDGET = 'mutation($id: ID!) { setUserBudget(userId: $id, monthlyBudgetUsd: "1") { id } }'
+MY_USAGE = "{ myUsage { calls costUsd billableCostUsd } }"
+COST_REPORT = """{ costReport(input: {from: "2026-01-01T00:00:00Z", to: "2027-01-01T00:00:00Z",
+  groupBy: [USER, DAY]}) { rows { user { handle } day totals { calls costUsd } } } }"""
 
 CREATE_OWN = "mutation($title: String!) { createSession(input: {title: $title}) { id } }"
 RUN_OWN = """mutation($id: ID!, $message: String!) {
@@ -211,6 +214,8 @@ RULES: dict[str, Rule] = {
     "Mutation.setUserBudget": Rule(
         Call(SET_BUDGET, alices_user), ADMIN, no_trespass_because="admins only"
     ),
+    "Query.myUsage": Rule(Call(MY_USAGE), USER, no_trespass_because="sums only the caller's rows"),
+    "Query.costReport": Rule(Call(COST_REPORT), ADMIN, no_trespass_because="admins only"),
 }
 
 
