@@ -110,11 +110,13 @@ def serve_pantheon() -> None:
     from sqlalchemy.engine import Engine
     from sqlalchemy.pool import Pool
 
-    from graph.app import configure_app_logging, create_app
+    from graph.app import create_app
+    from graph.request_context import RequestIdFilter
+    from infra.logging import configure_logging
     from infra.settings import load_settings
 
     settings = load_settings()
-    configure_app_logging(settings)
+    configure_logging(settings.log_level, settings.log_format, record_filter=RequestIdFilter())
     app = create_app(settings, migrate_on_start=False)
     counts = {"statements": 0, "in_use": 0, "peak": 0}
     recent: list[str] = []  # the statements since the last stats call (heads only)

@@ -20,10 +20,8 @@ from graph.context import Context
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from graph.reports.csv_route import register_cost_report_csv
-from graph.request_context import RequestIdFilter
 from graph.runtime import Runtime
 from graph.schema import build_schema
-from infra.logging import configure_logging
 from infra.settings import Settings
 
 log = logging.getLogger("pantheon.app")
@@ -90,7 +88,3 @@ def _health_routes(app: FastAPI) -> None:
             log.exception("readiness check failed")
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ready", "database": "up"})
-
-
-def configure_app_logging(settings: Settings) -> None:
-    configure_logging(settings.log_level, settings.log_format, record_filter=RequestIdFilter())

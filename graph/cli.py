@@ -16,13 +16,12 @@ from domain.enums import Role
 from domain.errors import PantheonError
 from domain.services import catalog as catalog_service
 from domain.services import users as user_service
-from graph.app import configure_app_logging, create_app
-from graph.schema import build_schema
-from graph.startup import open_db
+from graph.request_context import RequestIdFilter
 from infra.catalog.loader import CatalogError, load_catalog
 from infra.db import migrate as migrations
-from infra.db.engine import Database
+from infra.db.engine import Database, open_configured_database
 from infra.db.uow import SqlUnitOfWork
+from infra.logging import configure_logging
 from infra.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -40,13 +39,13 @@ def _settings() -> Settings:
     except SettingsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    configure_app_logging(settings)
+    configure_logging(settings.log_level, settings.log_format, record_filter=RequestIdFilter())
     return settings
 
 
 def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     async def run() -> T:
-        database = open_db(settings)
+        database = open_configured_database(settings)
         try:
             if settings.embedded:  # the embedded default needs no separate migrate step
                 await migrations.upgrade(database.engine)
@@ -71,6 +70,8 @@ def serve(
 ) -> None:
     """Serve the API (GraphQL and GraphiQL at /graphql). Migrates the embedded default itself."""
     import uvicorn
+
+    from graph.app import create_app  # the web stack is loaded only for the commands using it
 
     settings = _settings()
     try:
@@ -149,6 +150,8 @@ def export_schema(
     output: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
 ) -> None:
     """Print the GraphQL schema (SDL) the code defines."""
+    from graph.schema import build_schema
+
     sdl = build_schema().as_str() + "\n"
     if output is None:
         sys.stdout.write(sdl)

@@ -20,7 +20,7 @@ from domain.turns.supervisor import TurnSupervisor
 from graph.runtime import Limits, Runtime
 from infra.catalog.loader import Catalog, load_catalog
 from infra.db import migrate
-from infra.db.engine import Database, open_database
+from infra.db.engine import Database, open_configured_database
 from infra.db.reads import SqlReadStore
 from infra.db.report_reads import SqlReportReads
 from infra.db.summary_reads import SqlSummaryReads
@@ -45,12 +45,7 @@ class Started:
 
 
 def open_db(settings: Settings) -> Database:
-    return open_database(
-        settings.effective_database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
+    return open_configured_database(settings)
 
 
 async def start(

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSessionType
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from infra.settings import Settings
+
 WRITE_OPTION = "pantheon_write"
 
 
@@ -45,6 +47,16 @@ def open_database(
         engine=engine,
         writes=async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False),
         reads=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+    )
+
+
+def open_configured_database(settings: Settings) -> Database:
+    """The database the settings name, with their pool and SQLite lock settings."""
+    return open_database(
+        settings.effective_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
 
 

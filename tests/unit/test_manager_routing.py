@@ -15,15 +15,13 @@ from domain.llm import (
     Attempt,
     LLMCallError,
     LLMErrorCode,
-    LLMRequest,
-    LLMResult,
-    LLMStream,
     TokenUsage,
 )
 from domain.records import Model
 from domain.structured import MAX_REASON_CHARS, fallback
 from domain.turns import routing
 from domain.turns.contracts import RosterAgent, RoutingDecision
+from tests.fakes.fake_gateway import CompletionGateway
 
 PARSING_LOGGER = "pantheon.llm.parsing"
 SECRET = "SECRET-RAW-OUTPUT-7f3a"
@@ -281,38 +279,13 @@ def attempt(number: int, *, ok: bool, reached: bool = True) -> Attempt:
     )
 
 
-class FakeGateway:
-    """The LLM port with one scripted outcome for `complete`; records each request."""
-
-    def __init__(self, *, text: str | None = None, error: LLMCallError | None = None) -> None:
-        self.text = text
-        self.error = error
-        self.requests: list[LLMRequest] = []
-        self.closed = False
-
-    async def complete(self, request: LLMRequest) -> LLMResult:
-        self.requests.append(request)
-        if self.error is not None:
-            raise self.error
-        attempts = (attempt(1, ok=False), attempt(2, ok=True))
-        return LLMResult(
-            text=self.text or "",
-            finish_reason="stop",
-            usage=attempts[-1].usage,
-            latency_ms=30,
-            provider_request_id="req-1",
-            attempts=attempts,
-        )
-
-    def stream(self, request: LLMRequest) -> LLMStream:
-        raise AssertionError("the manager is asked in one piece, never streamed")
-
-    async def aclose(self) -> None:
-        self.closed = True
+ATTEMPTS = (attempt(1, ok=False), attempt(2, ok=True))  # a retried call: both metered
 
 
 async def test_route_takes_the_managers_answer_and_returns_its_attempts() -> None:
-    gateway = FakeGateway(text='{"selected_agent_keys": ["researcher", "writer"]}')
+    gateway = CompletionGateway(
+        '{"selected_agent_keys": ["researcher", "writer"]}', attempts=ATTEMPTS
+    )
 
     outcome = await routing.route(gateway, "compare X and Y", ROSTER, MANAGER, cap=3)
 
@@ -322,7 +295,7 @@ async def test_route_takes_the_managers_answer_and_returns_its_attempts() -> Non
 
 
 async def test_the_manager_request_carries_the_roster_document() -> None:
-    gateway = FakeGateway(text='{"selected_agent_key": "qwen"}')
+    gateway = CompletionGateway('{"selected_agent_key": "qwen"}', attempts=ATTEMPTS)
 
     await routing.route(gateway, '@writer what is up? "quoted"', ROSTER, MANAGER, cap=2)
 
@@ -351,7 +324,7 @@ async def test_a_failing_manager_call_falls_back_and_keeps_its_attempts_for_mete
     error = LLMCallError(
         LLMErrorCode.PROVIDER_UNAVAILABLE, "server error: HTTP 500", attempts=attempts
     )
-    gateway = FakeGateway(error=error)
+    gateway = CompletionGateway(error)
 
     outcome = await routing.route(gateway, "hi", ROSTER, MANAGER, cap=3)
 
@@ -365,7 +338,7 @@ async def test_a_failing_manager_call_falls_back_and_keeps_its_attempts_for_mete
 
 
 async def test_a_manager_answering_not_json_falls_back_with_the_call_attempts() -> None:
-    gateway = FakeGateway(text="not json")
+    gateway = CompletionGateway("not json", attempts=ATTEMPTS)
 
     outcome = await routing.route(gateway, "hi", ROSTER, MANAGER, cap=3)
 

@@ -14,15 +14,13 @@ from domain.llm import (
     Attempt,
     LLMCallError,
     LLMErrorCode,
-    LLMRequest,
-    LLMResult,
-    LLMStream,
     TokenUsage,
 )
 from domain.records import Model
 from domain.structured import MAX_REASON_CHARS
 from domain.summaries import extractor
 from domain.summaries.contracts import STRUCTURE_KEYS, SummaryStructure
+from tests.fakes.fake_gateway import CompletionGateway
 
 PARSING_LOGGER = "pantheon.llm.parsing"
 SECRET = "SECRET-RAW-OUTPUT-c0de"
@@ -55,32 +53,9 @@ FULL = (
 )
 
 
-class FakeGateway:
-    """The LLM port: `complete` answers the scripted text (or raises the error)."""
-
-    def __init__(self, text: str = "", *, error: LLMCallError | None = None) -> None:
-        self.text = text
-        self.error = error
-        self.requests: list[LLMRequest] = []
-
-    async def complete(self, request: LLMRequest) -> LLMResult:
-        self.requests.append(request)
-        if self.error is not None:
-            raise self.error
-        return LLMResult(
-            text=self.text,
-            finish_reason="stop",
-            usage=ATTEMPTS[-1].usage,
-            latency_ms=10,
-            provider_request_id="req-2",
-            attempts=ATTEMPTS,
-        )
-
-    def stream(self, request: LLMRequest) -> LLMStream:
-        raise AssertionError("summaries are asked in one piece, never streamed")
-
-    async def aclose(self) -> None:
-        pass
+def answering(*outcomes: str | LLMCallError) -> CompletionGateway:
+    """The LLM port answering these outcomes in order, each success reporting ATTEMPTS."""
+    return CompletionGateway(*outcomes, attempts=ATTEMPTS)
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -98,7 +73,7 @@ def assert_contract(shape: dict[str, Any]) -> None:
 
 
 async def test_a_valid_answer_is_the_structure() -> None:
-    gateway = FakeGateway(FULL)
+    gateway = answering(FULL)
 
     result = await extractor.extract(gateway, "Launch May 2.", SUMMARIZER)
 
@@ -114,7 +89,7 @@ async def test_a_valid_answer_is_the_structure() -> None:
 
 
 async def test_the_request_sends_the_summary_text() -> None:
-    gateway = FakeGateway(FULL)
+    gateway = answering(FULL)
 
     await extractor.extract(gateway, "Launch May 2; Dana owns QA.", SUMMARIZER)
 
@@ -145,7 +120,7 @@ async def test_missing_keys_default_to_empty_lists_silently(
 ) -> None:
     caplog.set_level(logging.DEBUG)
 
-    result = await extractor.extract(FakeGateway(raw), "text", SUMMARIZER)
+    result = await extractor.extract(answering(raw), "text", SUMMARIZER)
 
     assert result.used_fallback is False
     assert result.fallback_reason is None
@@ -172,7 +147,7 @@ async def test_missing_keys_default_to_empty_lists_silently(
     ],
 )
 async def test_invalid_output_or_wrong_types_give_the_empty_structure(raw: str, kind: str) -> None:
-    result = await extractor.extract(FakeGateway(raw), "text", SUMMARIZER)
+    result = await extractor.extract(answering(raw), "text", SUMMARIZER)
 
     assert result.used_fallback is True
     assert result.structure == SummaryStructure()
@@ -194,7 +169,7 @@ async def test_a_failed_call_gives_the_empty_structure_and_keeps_its_attempts() 
     )
     error = LLMCallError(LLMErrorCode.PROVIDER_RATE_LIMITED, "429", attempts=(failed, failed))
 
-    result = await extractor.extract(FakeGateway(error=error), "text", SUMMARIZER)
+    result = await extractor.extract(CompletionGateway(error), "text", SUMMARIZER)
 
     assert result.used_fallback is True
     assert result.structure == SummaryStructure()
@@ -220,7 +195,7 @@ async def test_a_fallback_logs_exactly_one_short_warning_naming_the_parser(
 ) -> None:
     caplog.set_level(logging.INFO)
 
-    await extractor.extract(FakeGateway(raw), f"summary about {SUMMARY_SECRET}", SUMMARIZER)
+    await extractor.extract(answering(raw), f"summary about {SUMMARY_SECRET}", SUMMARIZER)
 
     [record] = warnings(caplog)
     line = record.getMessage()
@@ -238,7 +213,7 @@ async def test_a_failed_call_logs_exactly_one_short_warning(
     caplog.set_level(logging.INFO)
     error = LLMCallError(LLMErrorCode.PROVIDER_TIMEOUT, "timed out")
 
-    await extractor.extract(FakeGateway(error=error), SUMMARY_SECRET, SUMMARIZER)
+    await extractor.extract(CompletionGateway(error), SUMMARY_SECRET, SUMMARIZER)
 
     [record] = warnings(caplog)
     assert record.getMessage().startswith(extractor.PARSER)
@@ -249,7 +224,7 @@ async def test_a_failed_call_logs_exactly_one_short_warning(
 async def test_the_raw_output_appears_only_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger=PARSING_LOGGER)
 
-    await extractor.extract(FakeGateway(f'{{"key_points": "{SECRET}"}}'), "t", SUMMARIZER)
+    await extractor.extract(answering(f'{{"key_points": "{SECRET}"}}'), "t", SUMMARIZER)
 
     assert any(SECRET in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
     assert all(SECRET not in r.getMessage() for r in warnings(caplog))
@@ -276,7 +251,7 @@ ANSWERS = [
 
 @pytest.mark.parametrize("raw", ANSWERS)
 async def test_the_structure_always_has_the_four_keys_with_lists_of_strings(raw: str) -> None:
-    result = await extractor.extract(FakeGateway(raw), "text", SUMMARIZER)
+    result = await extractor.extract(answering(raw), "text", SUMMARIZER)
 
     shape = result.structure.to_json()
     assert_contract(shape)

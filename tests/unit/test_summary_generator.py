@@ -15,15 +15,13 @@ from domain.llm import (
     Attempt,
     LLMCallError,
     LLMErrorCode,
-    LLMRequest,
-    LLMResult,
-    LLMStream,
     TokenUsage,
 )
 from domain.records import Model
 from domain.structured import MAX_REASON_CHARS
 from domain.summaries import generator
 from domain.turns.context import PastTurn
+from tests.fakes.fake_gateway import CompletionGateway
 
 PARSING_LOGGER = "pantheon.llm.parsing"
 SECRET = "SECRET-RAW-OUTPUT-5b21"
@@ -60,32 +58,9 @@ def attempt(number: int, *, ok: bool) -> Attempt:
 ATTEMPTS = (attempt(1, ok=False), attempt(2, ok=True))
 
 
-class FakeGateway:
-    """The LLM port: `complete` answers the scripted texts in order (or raises the error)."""
-
-    def __init__(self, *texts: str, error: LLMCallError | None = None) -> None:
-        self.texts = list(texts)
-        self.error = error
-        self.requests: list[LLMRequest] = []
-
-    async def complete(self, request: LLMRequest) -> LLMResult:
-        self.requests.append(request)
-        if self.error is not None:
-            raise self.error
-        return LLMResult(
-            text=self.texts.pop(0),
-            finish_reason="stop",
-            usage=ATTEMPTS[-1].usage,
-            latency_ms=10,
-            provider_request_id="req-1",
-            attempts=ATTEMPTS,
-        )
-
-    def stream(self, request: LLMRequest) -> LLMStream:
-        raise AssertionError("summaries are asked in one piece, never streamed")
-
-    async def aclose(self) -> None:
-        pass
+def answering(*outcomes: str | LLMCallError) -> CompletionGateway:
+    """The LLM port answering these outcomes in order, each success reporting ATTEMPTS."""
+    return CompletionGateway(*outcomes, attempts=ATTEMPTS)
 
 
 def above_debug(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -100,7 +75,7 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 async def test_a_valid_answer_is_the_summary_text() -> None:
-    gateway = FakeGateway('{"summary_text": "  Launch May 2; Dana owns QA.  ", "extra": 1}')
+    gateway = answering('{"summary_text": "  Launch May 2; Dana owns QA.  ", "extra": 1}')
 
     result = await generator.generate(gateway, "Earlier: kickoff done.", TURNS, SUMMARIZER)
 
@@ -111,7 +86,7 @@ async def test_a_valid_answer_is_the_summary_text() -> None:
 
 
 async def test_the_request_carries_the_previous_summary_and_every_turn() -> None:
-    gateway = FakeGateway('{"summary_text": "ok"}')
+    gateway = answering('{"summary_text": "ok"}')
 
     await generator.generate(gateway, "Earlier: kickoff done.", TURNS, SUMMARIZER)
 
@@ -133,7 +108,7 @@ async def test_the_request_carries_the_previous_summary_and_every_turn() -> None
 
 
 async def test_a_first_summary_has_no_previous_summary() -> None:
-    gateway = FakeGateway('{"summary_text": "ok"}')
+    gateway = answering('{"summary_text": "ok"}')
 
     await generator.generate(gateway, None, TURNS, SUMMARIZER)
 
@@ -143,7 +118,7 @@ async def test_a_first_summary_has_no_previous_summary() -> None:
 async def test_a_valid_answer_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
 
-    await generator.generate(FakeGateway('{"summary_text": "fine"}'), None, TURNS, SUMMARIZER)
+    await generator.generate(answering('{"summary_text": "fine"}'), None, TURNS, SUMMARIZER)
 
     assert above_debug(caplog) == []
 
@@ -170,7 +145,7 @@ INVALID = [
 
 @pytest.mark.parametrize(("raw", "kind"), INVALID)
 async def test_anything_else_takes_the_digest_and_keeps_the_attempts(raw: str, kind: str) -> None:
-    result = await generator.generate(FakeGateway(raw), "Before.", TURNS, SUMMARIZER)
+    result = await generator.generate(answering(raw), "Before.", TURNS, SUMMARIZER)
 
     assert result.used_fallback is True
     assert result.text == generator.digest("Before.", TURNS)
@@ -185,7 +160,7 @@ async def test_a_failed_call_takes_the_digest_and_keeps_its_attempts() -> None:
         LLMErrorCode.PROVIDER_UNAVAILABLE, "HTTP 500", attempts=(attempt(1, ok=False),) * 3
     )
 
-    result = await generator.generate(FakeGateway(error=error), None, TURNS, SUMMARIZER)
+    result = await generator.generate(CompletionGateway(error), None, TURNS, SUMMARIZER)
 
     assert result.used_fallback is True
     assert result.text == generator.digest(None, TURNS)
@@ -276,7 +251,7 @@ async def test_a_fallback_logs_exactly_one_short_warning_naming_the_parser(
     caplog.set_level(logging.INFO)
     turns = (PastTurn(index=1, user_message=USER_SECRET, assistant_output="Qwen: ok"),)
 
-    result = await generator.generate(FakeGateway(raw), None, turns, SUMMARIZER)
+    result = await generator.generate(answering(raw), None, turns, SUMMARIZER)
 
     assert result.used_fallback is True
     [record] = warnings(caplog)
@@ -299,7 +274,7 @@ async def test_a_failed_call_logs_exactly_one_short_warning(
     )
     turns = (PastTurn(index=1, user_message=USER_SECRET, assistant_output="Qwen: ok"),)
 
-    await generator.generate(FakeGateway(error=error), None, turns, SUMMARIZER)
+    await generator.generate(CompletionGateway(error), None, turns, SUMMARIZER)
 
     [record] = warnings(caplog)
     assert record.getMessage().startswith(generator.PARSER)
@@ -314,7 +289,7 @@ async def test_the_raw_output_and_full_validation_text_appear_only_at_debug(
     caplog.set_level(logging.DEBUG, logger=PARSING_LOGGER)
 
     await generator.generate(
-        FakeGateway(f'{{"summary_text": ["{SECRET}"]}}'), None, TURNS, SUMMARIZER
+        answering(f'{{"summary_text": ["{SECRET}"]}}'), None, TURNS, SUMMARIZER
     )
 
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG]

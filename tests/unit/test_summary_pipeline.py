@@ -13,9 +13,6 @@ from domain.llm import (
     Attempt,
     LLMCallError,
     LLMErrorCode,
-    LLMRequest,
-    LLMResult,
-    LLMStream,
     TokenUsage,
 )
 from domain.records import Model
@@ -23,6 +20,7 @@ from domain.summaries import generator
 from domain.summaries.contracts import SummaryStructure
 from domain.summaries.pipeline import SummaryPlan, plan_summary, summarize
 from domain.turns.context import PastTurn, SessionMemory, SummaryMemory
+from tests.fakes.fake_gateway import CompletionGateway
 
 THRESHOLD = 8
 SUMMARIZER = Model(
@@ -67,35 +65,6 @@ def attempt(number: int, tokens: int) -> Attempt:
         usage=TokenUsage(prompt_tokens=tokens, completion_tokens=5, source=TokenSource.PROVIDER),
         latency_ms=4,
     )
-
-
-class FakeGateway:
-    """The LLM port: each `complete` takes the next scripted outcome (text or error)."""
-
-    def __init__(self, *outcomes: str | LLMCallError) -> None:
-        self.outcomes = list(outcomes)
-        self.requests: list[LLMRequest] = []
-
-    async def complete(self, request: LLMRequest) -> LLMResult:
-        self.requests.append(request)
-        outcome = self.outcomes.pop(0)
-        if isinstance(outcome, LLMCallError):
-            raise outcome
-        attempts = (attempt(1, 10 * len(self.requests)),)
-        return LLMResult(
-            text=outcome,
-            finish_reason="stop",
-            usage=attempts[0].usage,
-            latency_ms=8,
-            provider_request_id=None,
-            attempts=attempts,
-        )
-
-    def stream(self, request: LLMRequest) -> LLMStream:
-        raise AssertionError("summaries are asked in one piece, never streamed")
-
-    async def aclose(self) -> None:
-        pass
 
 
 # --- plan_summary: when -----------------------------------------------------------------------
@@ -195,7 +164,7 @@ PLAN = SummaryPlan(
 
 
 async def test_extraction_reads_the_generated_text() -> None:
-    gateway = FakeGateway(
+    gateway = CompletionGateway(
         '{"summary_text": "Launch May 2."}',
         '{"key_points": ["launch May 2"], "decisions": ["ship"]}',
     )
@@ -219,7 +188,7 @@ async def test_extraction_reads_the_generated_text() -> None:
 
 
 async def test_a_generation_fallback_still_extracts_from_the_digest() -> None:
-    gateway = FakeGateway("not json", '{"open_questions": ["pricing?"]}')
+    gateway = CompletionGateway("not json", '{"open_questions": ["pricing?"]}')
 
     outcome = await summarize(gateway, PLAN, SUMMARIZER)
 
@@ -233,7 +202,7 @@ async def test_a_generation_fallback_still_extracts_from_the_digest() -> None:
 
 async def test_both_stages_failing_give_the_digest_and_the_empty_structure() -> None:
     spent = attempt(1, 33)
-    gateway = FakeGateway(
+    gateway = CompletionGateway(
         LLMCallError(LLMErrorCode.PROVIDER_UNAVAILABLE, "500", attempts=(spent, spent, spent)),
         LLMCallError(LLMErrorCode.PROVIDER_UNAVAILABLE, "500", attempts=(spent,)),
     )
