@@ -4,7 +4,7 @@ work of the fact they describe and published after its commit; deltas are only p
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -44,3 +44,48 @@ class EventPublisher(Protocol):
     async def last_sequence(self, turn_id: uuid.UUID) -> int:
         """The highest sequence this broker has seen for the turn (0 if none)."""
         ...
+
+
+class SlowConsumer(Exception):
+    """A subscriber fell further behind than its buffer allows. Its subscription ends with this
+    (never a silent gap); the client resumes with `afterSequence` = the last sequence it got."""
+
+    code = "SLOW_CONSUMER"
+
+    def __init__(self, last_delivered: int) -> None:
+        super().__init__(f"subscriber too slow; resume after sequence {last_delivered}")
+        self.last_delivered = last_delivered
+
+
+class EventSubscription(Protocol):
+    """Live events of one turn or one session, in publication order, from the moment of
+    subscribing. Iterating raises `SlowConsumer` when the bounded buffer overflowed."""
+
+    def __aiter__(self) -> EventSubscription: ...
+
+    async def __anext__(self) -> TurnEvent: ...
+
+    async def aclose(self) -> None: ...
+
+
+class EventBroker(EventPublisher, Protocol):
+    """Fan-out of turn events, in one process (in memory) or across processes (Redis)."""
+
+    def subscribe_turn(self, turn_id: uuid.UUID, *, buffer: int) -> EventSubscription: ...
+
+    def subscribe_session(self, session_id: uuid.UUID, *, buffer: int) -> EventSubscription: ...
+
+    async def retained(self, turn_id: uuid.UUID, *, after: int) -> list[TurnEvent]:
+        """The turn's events still retained (deltas included), after `after`, in order."""
+        ...
+
+    async def request_cancel(self, turn_id: uuid.UUID) -> None:
+        """Tells every process that a turn should stop (the DB flag stays the source of truth;
+        this only makes a remote runner notice at once instead of at its next heartbeat)."""
+        ...
+
+    def on_cancel_request(self, callback: Callable[[uuid.UUID], None]) -> None:
+        """Registers this process's handler of cancel requests (the supervisor's)."""
+        ...
+
+    async def aclose(self) -> None: ...
