@@ -1,5 +1,8 @@
 """Stage 1: the summary text. The model must answer `{"summary_text": "..."}`; anything else
-(invalid JSON, wrong types, an empty text) and a failed call take the deterministic digest."""
+(invalid JSON, wrong types, an empty text) and a failed call take the deterministic digest.
+
+The request's user message is a JSON document, `{"previous_summary": str | null, "turns":
+[{"index", "user", "agents"}]}`; the offline scripted provider reads it too."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def reply_for(request: LLMRequest, *, seed: int) -> str:
     if request.call_kind is CallKind.MANAGER_ROUTING:
         return routing_reply(_last_user_text(request))
     if request.call_kind is CallKind.SUMMARY_GENERATION:
-        return summary_reply(_all_user_text(request))
+        return summary_reply(_conversation_text(_all_user_text(request)))
     if request.call_kind is CallKind.SUMMARY_EXTRACTION:
         return extraction_reply(_last_user_text(request))
     return agent_reply(request, seed=seed)
@@ -148,6 +148,22 @@ def extraction_reply(text: str) -> str:
         else:
             buckets["key_points"].append(sentence)
     return json.dumps(buckets, ensure_ascii=False)
+
+
+def _conversation_text(text: str) -> str:
+    """The prose of the summarizer's JSON document (`{"previous_summary", "turns": [{"user",
+    "agents"}]}`, see domain/summaries/generator.py); any other text as it is."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(document, dict) or not isinstance(document.get("turns"), list):
+        return text
+    parts = [str(document.get("previous_summary") or "")]
+    for turn in document["turns"]:
+        if isinstance(turn, dict):
+            parts += [str(turn.get("user") or ""), str(turn.get("agents") or "")]
+    return "\n".join(part for part in parts if part)
 
 
 def _last_user_text(request: LLMRequest) -> str:

@@ -228,3 +228,42 @@ async def test_extraction_of_nothing_keeps_the_shape() -> None:
         "action_items": [],
         "open_questions": [],
     }
+
+
+async def test_the_summarizer_reads_the_generation_document_as_a_conversation() -> None:
+    # given: the document domain/summaries/generator.py sends
+    from domain.summaries.generator import generation_request
+    from domain.turns.context import PastTurn
+
+    turns = [
+        PastTurn(index=1, user_message="We decided to ship on May 2.", assistant_output="Qwen: ok"),
+        PastTurn(index=2, user_message="Who owns QA?", assistant_output="Writer: Dana owns QA."),
+    ]
+    model = _summarizer_model()
+    request = generation_request("Earlier: the launch is planned.", turns, model)
+
+    # when
+    result = await ScriptedProvider(seed=0).complete(request)
+
+    # then: prose from the turns, not the JSON document's syntax
+    text = json.loads(result.text)["summary_text"]
+    assert "ship on May 2" in text
+    assert '"turns"' not in text
+    assert "{" not in text
+
+
+def _summarizer_model() -> Any:
+    import uuid
+
+    from domain.records import Model
+
+    return Model(
+        id=uuid.uuid4(),
+        alias="summarizer",
+        provider="scripted",
+        provider_model="summarizer",
+        input_nano_per_mtok=None,
+        output_nano_per_mtok=None,
+        max_output_tokens=256,
+        context_window=8000,
+    )
