@@ -11,14 +11,23 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.requests import HTTPConnection
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import (
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
+from strawberry.types.unset import UNSET, UnsetType
 
 from domain.llm import LLMGateway
 from domain.services.users import authenticate
 from graph import startup
 from graph.context import Context
+from graph.http_protocol import GraphQLOverHTTP
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from graph.permissions import IsAuthenticated
 from graph.reports.csv_route import register_cost_report_csv
 from graph.runtime import Runtime
 from graph.schema import build_schema
@@ -27,13 +36,33 @@ from infra.settings import Settings
 log = logging.getLogger("pantheon.app")
 
 
-class PantheonRouter(GraphQLRouter[Context, None]):
+class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         # Strawberry's page loads GraphiQL from a CDN; ours serves the vendored assets.
         return HTMLResponse(render_ide_html())
 
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        # The socket's token comes in `connection_init` (GraphiQL forwards typed headers as
+        # connection params, so the key is matched case-insensitively), through the same
+        # `authenticate` as HTTP; a missing or bad one is refused before any subscription.
+        params = context.connection_params
+        authorization = None
+        if isinstance(params, dict):
+            for key, value in params.items():
+                if isinstance(key, str) and key.lower() == "authorization":
+                    authorization = value if isinstance(value, str) else None
+        if authorization is not None:
+            context.viewer = await authenticate(context.runtime.reads, authorization)
+        if context.viewer is None:
+            raise ConnectionRejectionError(
+                {"code": "UNAUTHENTICATED", "message": IsAuthenticated.message}
+            )
+        return UNSET
+
 
 async def get_context(connection: HTTPConnection) -> Context:
+    """Per HTTP request, and once per WebSocket connection (whose token, if not in a header,
+    arrives later in `connection_init`: see `PantheonRouter.on_ws_connect`)."""
     runtime: Runtime = connection.app.state.runtime
     viewer = await authenticate(runtime.reads, connection.headers.get("authorization"))
     return Context(runtime=runtime, viewer=viewer)
@@ -65,7 +94,18 @@ def create_app(
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_query_tokens,
     )
-    app.include_router(PantheonRouter(schema, context_getter=get_context), prefix="/graphql")
+    router = PantheonRouter(
+        schema,
+        context_getter=get_context,
+        # Strawberry 0.341 serves HTTP multipart subscriptions only when listed here.
+        subscription_protocols=[
+            GRAPHQL_TRANSPORT_WS_PROTOCOL,
+            GRAPHQL_WS_PROTOCOL,
+            MULTIPART_SUBSCRIPTION_PROTOCOL,
+        ],
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+    )
+    app.include_router(router, prefix="/graphql")
     app.mount(ASSETS_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="graphql-ide")
     _health_routes(app)
     register_cost_report_csv(app)

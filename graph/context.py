@@ -20,6 +20,11 @@ class Context(BaseContext):
         self.viewer = viewer
         self.loaders = Loaders(runtime)
 
+    def renew_loaders(self) -> None:
+        """Subscriptions call this per emitted event: a WebSocket's context lives as long as the
+        connection, and loaders cached that long would serve stale objects."""
+        self.loaders = Loaders(self.runtime)
+
     def require_viewer(self) -> User:
         if self.viewer is None:
             raise Unauthenticated("send a valid token as `Authorization: Bearer <token>`")

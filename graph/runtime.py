@@ -10,6 +10,7 @@ from domain.ports import ReadStore
 from domain.reports import ReportReads
 from domain.services.sessions import SessionLimits
 from domain.summaries.ports import SummaryReads
+from domain.turns.events import EventBroker, OutboxReads
 from domain.turns.ports import TurnReads, TurnUnitOfWork
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
@@ -20,6 +21,7 @@ class Limits:
     default_page_size: int
     max_page_size: int
     sessions: SessionLimits
+    subscriber_buffer: int = 256  # events a subscriber may fall behind before SLOW_CONSUMER
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +35,8 @@ class Runtime:
     summary_reads: SummaryReads
     turns: TurnSettings
     supervisor: TurnSupervisor
+    broker: EventBroker
+    outbox: OutboxReads
     catalog: CatalogSpec
     providers: frozenset[str]  # provider names the catalog file declares
     limits: Limits

@@ -25,6 +25,8 @@ from graph.node import NodeQueries
 from graph.reports.api import ReportQueries
 from graph.sessions.api import SessionMutations, SessionQueries
 from graph.sessions.types import SessionNode
+from graph.subscriptions.api import Subscriptions
+from graph.subscriptions.types import EVENT_TYPES
 from graph.summaries.types import SessionSummaryNode
 from graph.turns.api import TurnMutations, TurnQueries
 from graph.turns.types import AgentMessageNode, TurnNode
@@ -60,6 +62,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
     return PantheonSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscriptions,
         scalar_overrides={Decimal: PlainDecimal},
         types=[
             UserNode,
@@ -69,6 +72,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             AgentMessageNode,
             UsageRecordNode,
             SessionSummaryNode,
+            *EVENT_TYPES,  # subscriptions yield these through the TurnEvent interface
         ],
         # Factories, not instances: an instance would be shared by concurrent operations.
         extensions=[

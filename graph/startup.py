@@ -13,6 +13,7 @@ from domain.llm import LLMGateway
 from domain.services import catalog as catalog_service
 from domain.services import users as user_service
 from domain.services.sessions import SessionLimits
+from domain.turns.events import EventBroker
 from domain.turns.metering import DEFAULT_CATEGORIES, MeteringPolicy
 from domain.turns.runner import RunnerDeps
 from domain.turns.settings import TurnSettings
@@ -21,12 +22,14 @@ from graph.runtime import Limits, Runtime
 from infra.catalog.loader import Catalog, load_catalog
 from infra.db import migrate
 from infra.db.engine import Database, open_configured_database
+from infra.db.event_reads import SqlOutboxReads
 from infra.db.reads import SqlReadStore
 from infra.db.report_reads import SqlReportReads
 from infra.db.summary_reads import SqlSummaryReads
 from infra.db.turn_reads import SqlTurnReads
 from infra.db.uow import SqlUnitOfWork
 from infra.events.memory import InMemoryEventBroker
+from infra.events.redis_broker import RedisEventBroker
 from infra.llm.registry import build_gateway
 from infra.settings import Settings
 
@@ -42,6 +45,7 @@ class Started:
     gateway: LLMGateway
     owns_gateway: bool
     runtime: Runtime
+    broker: EventBroker | None = None
 
 
 def open_db(settings: Settings) -> Database:
@@ -64,9 +68,18 @@ async def start(
     )
     if settings.embedded:
         await _demo_admin_once(database)
+    broker = build_broker(settings)
+    if isinstance(broker, RedisEventBroker):
+        try:
+            await broker.check()  # one clear line when Redis is unreachable
+        except Exception:
+            await broker.aclose()
+            await database.dispose()
+            raise
+        log.info("events: Redis at %s, key prefix %r", broker.where, broker.prefix)
     owns_gateway = gateway is None
     gateway = gateway or build_gateway(catalog.providers)
-    runtime = build_runtime(settings, database, catalog, gateway)
+    runtime = build_runtime(settings, database, catalog, gateway, broker=broker)
     runtime.supervisor.start_sweeper(settings.recovery_interval_seconds)
     return Started(
         database=database,
@@ -74,6 +87,7 @@ async def start(
         gateway=gateway,
         owns_gateway=owns_gateway,
         runtime=runtime,
+        broker=broker,
     )
 
 
@@ -85,7 +99,11 @@ async def stop(started: Started, settings: Settings) -> None:
             if started.owns_gateway:
                 await started.gateway.aclose()
         finally:
-            await started.database.dispose()
+            try:
+                if started.broker is not None:
+                    await started.broker.aclose()
+            finally:
+                await started.database.dispose()
 
 
 def turn_settings(settings: Settings, catalog: Catalog) -> TurnSettings:
@@ -107,11 +125,29 @@ def turn_settings(settings: Settings, catalog: Catalog) -> TurnSettings:
     )
 
 
+def build_broker(settings: Settings) -> EventBroker:
+    """Redis Streams when PANTHEON_REDIS_URL is set (many processes), else in memory."""
+    if settings.redis_url:
+        return RedisEventBroker(
+            settings.redis_url,
+            prefix=settings.redis_key_prefix,
+            retention_seconds=settings.event_retention_seconds,
+            max_stream_length=settings.redis_stream_max_length,
+        )
+    return InMemoryEventBroker(retention_seconds=settings.event_retention_seconds)
+
+
 def build_runtime(
-    settings: Settings, database: Database, catalog: Catalog, gateway: LLMGateway
+    settings: Settings,
+    database: Database,
+    catalog: Catalog,
+    gateway: LLMGateway,
+    *,
+    broker: EventBroker | None = None,
 ) -> Runtime:
     turns = turn_settings(settings, catalog)
-    broker = InMemoryEventBroker(retention_seconds=settings.event_retention_seconds)
+    if broker is None:
+        broker = build_broker(settings)
 
     def new_uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(database.writes)
@@ -120,6 +156,8 @@ def build_runtime(
         RunnerDeps(new_uow=new_uow, gateway=gateway, publisher=broker, settings=turns),
         runner_id=uuid.uuid4().hex,
     )
+    # A cancelTurn served by any process reaches this one's runner at once.
+    broker.on_cancel_request(supervisor.cancel_local)
     return Runtime(
         new_uow=new_uow,
         reads=SqlReadStore(database.reads),
@@ -128,6 +166,8 @@ def build_runtime(
         report_reads=SqlReportReads(database.reads),
         turns=turns,
         supervisor=supervisor,
+        broker=broker,
+        outbox=SqlOutboxReads(database.reads),
         catalog=catalog.spec,
         providers=frozenset(catalog.providers),
         limits=Limits(
@@ -137,6 +177,7 @@ def build_runtime(
                 max_title_length=settings.max_title_length,
                 max_roster_size=settings.max_roster_size,
             ),
+            subscriber_buffer=settings.subscriber_buffer,
         ),
     )
 

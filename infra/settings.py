@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     redis_url: str | None = Field(default=None, description="unset = in-memory events")
+    redis_key_prefix: str = Field(
+        default="pantheon", min_length=1, description="prefix of every Redis key and channel"
+    )
+    redis_stream_max_length: int = Field(
+        default=10_000, ge=100, description="approximate cap of each turn/session Redis stream"
+    )
     catalog_file: Path = DEFAULT_CATALOG
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.TEXT
@@ -61,6 +67,10 @@ class Settings(BaseSettings):
     recovery_interval_seconds: float = Field(default=10.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     event_retention_seconds: float = Field(default=900.0, gt=0)
+    subscriber_buffer: int = Field(
+        default=256, ge=1, description="events a subscriber may lag behind before SLOW_CONSUMER"
+    )
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
     routing_billing_category: BillingCategory = Field(
         default=BillingCategory.UNMETERED,
         description="F46: UNMETERED (locked decision) or SYSTEM_OVERHEAD (Option A)",

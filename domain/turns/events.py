@@ -89,3 +89,11 @@ class EventBroker(EventPublisher, Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class OutboxReads(Protocol):
+    """Replay source of durable events: the `turn_events` outbox."""
+
+    async def events_after(self, turn_id: uuid.UUID, *, after: int) -> list[TurnEvent]:
+        """The turn's durable events with sequence > `after`, in order (one short session)."""
+        ...

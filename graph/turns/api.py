@@ -99,7 +99,10 @@ class TurnMutations:
         turn = await service.request_cancel(
             runtime.new_uow, info.context.require_viewer(), uuid_of(id, "Turn")
         )
+        # The runner may live in another process: the broker tells it at once (the DB flag,
+        # polled by every runner's heartbeat, stays the fallback and the source of truth).
         runtime.supervisor.cancel_local(turn.id)
+        await runtime.broker.request_cancel(turn.id)
         task = runtime.supervisor.task_for(turn.id)
         if task is not None:
             with contextlib.suppress(TimeoutError):

@@ -15,6 +15,7 @@ user A's objects. Then, for every row (one test per field, so a failure names th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +68,10 @@ ISSUE_TOKEN = "mutation($id: ID!) { issueToken(userId: $id) { token } }"
 REVOKE_TOKENS = "mutation($id: ID!) { revokeTokens(userId: $id) }"
 SET_BUDGET = 'mutation($id: ID!) { setUserBudget(userId: $id, monthlyBudgetUsd: "1") { id } }'
 MY_USAGE = "{ myUsage { calls costUsd billableCostUsd } }"
+TURN_PROGRESS = """subscription($id: ID!) {
+  turnProgress(turnId: $id) { sequence ... on TurnFinished { turn { userMessage } } }
+}"""
+SESSION_EVENTS = "subscription($id: ID!) { sessionEvents(sessionId: $id) { sequence } }"
 COST_REPORT = """{ costReport(input: {from: "2026-01-01T00:00:00Z", to: "2027-01-01T00:00:00Z",
   groupBy: [USER, DAY]}) { rows { user { handle } day totals { calls costUsd } } } }"""
 
@@ -216,6 +221,16 @@ RULES: dict[str, Rule] = {
     ),
     "Query.myUsage": Rule(Call(MY_USAGE), USER, no_trespass_because="sums only the caller's rows"),
     "Query.costReport": Rule(Call(COST_REPORT), ADMIN, no_trespass_because="admins only"),
+    "Subscription.turnProgress": Rule(
+        Call(TURN_PROGRESS, alices_turn),
+        USER,
+        trespasses=(Trespass(Call(TURN_PROGRESS, alices_turn)),),
+    ),
+    "Subscription.sessionEvents": Rule(
+        Call(SESSION_EVENTS, alices_session),
+        USER,
+        trespasses=(Trespass(Call(SESSION_EVENTS, alices_session)),),
+    ),
 }
 
 
@@ -297,7 +312,44 @@ async def snapshot(database: Database) -> dict[str, list[str]]:
 
 
 async def send(gql: GraphQL, call: Call, world: World, as_: Actor | None) -> dict[str, Any]:
+    if call.document.lstrip().startswith("subscription"):
+        return await subscribe_over_http(gql, call.document, call.variables(world), as_)
     return await gql(call.document, call.variables(world), as_=as_)
+
+
+# A live subscription that stays silent this long counts as served (nothing was refused).
+QUIET_SECONDS = 1.0
+
+
+async def subscribe_over_http(
+    gql: GraphQL, document: str, variables: dict[str, Any], as_: Actor | None
+) -> dict[str, Any]:
+    """Sends a subscription over HTTP multipart (the transport that shares the HTTP context);
+    returns the last payload's data and every payload's errors, like one response."""
+    headers = {"Accept": "multipart/mixed;subscriptionSpec=1.0"}
+    if as_ is not None:
+        headers["Authorization"] = f"Bearer {as_.token}"
+    try:
+        async with asyncio.timeout(QUIET_SECONDS):
+            response = await gql.client.post(
+                "/graphql", json={"query": document, "variables": variables}, headers=headers
+            )
+    except TimeoutError:
+        return {"data": None}  # open, live and silent: served
+    body: dict[str, Any] = {"data": None}
+    errors: list[Any] = []
+    for part in response.text.split("--graphql"):
+        _, _, content = part.partition("\r\n\r\n")
+        if not content.strip():
+            continue
+        decoded = json.loads(content)
+        payload = decoded.get("payload", decoded)  # a bare `{}` is a heartbeat
+        if "data" in payload:
+            body["data"] = payload["data"]
+        errors.extend(payload.get("errors", []))
+    if errors:
+        body["errors"] = errors
+    return body
 
 
 async def assert_alice_intact(gql: GraphQL, world: World) -> None:

@@ -372,7 +372,7 @@ async def test_cancelling_during_the_second_agent_keeps_what_was_billed_and_skip
     broker = turn_app.state.runtime.supervisor.publisher
 
     async def deepseek_streaming() -> bool:  # its first deltas are out
-        events = broker.retained(_uuid_of_turn(turn_id))
+        events = await broker.retained(_uuid_of_turn(turn_id), after=0)
         return any(
             e.payload.get("agent_key") == "deepseek" and e.type == "AgentDelta" for e in events
         )

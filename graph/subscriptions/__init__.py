@@ -1,0 +1,1 @@
+"""Subscriptions: turn progress (replay, then live) and session events."""

@@ -1,0 +1,398 @@
+"""The scale-out broker: Redis Streams shared by every API process.
+
+Key layout (PREFIX = `PANTHEON_REDIS_KEY_PREFIX`, default `pantheon`):
+
+- `PREFIX:turn:<turn id>`       a stream of the turn's events (deltas included)
+- `PREFIX:session:<session id>` a stream of every event of the session's turns
+- `PREFIX:cancel`               a pub/sub channel carrying turn ids to stop
+
+Each `XADD` trims its stream with `MAXLEN ~ max_stream_length` and every publish renews the
+stream's `EXPIRE` to the retention window, so Redis memory stays bounded by
+(active streams x max length) and idle streams vanish on their own.
+
+Publishing never raises and never waits long: a Redis error is logged once per outage, further
+publishes are skipped for `retry_after_seconds`, and durable events stay replayable from the
+database outbox. A live subscription whose Redis connection fails ends with `EventsUnavailable`
+(a `SlowConsumer`: the client resumes with `afterSequence`, replayed from the outbox), never with
+a silent gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from domain.turns.events import SlowConsumer, TurnEvent
+from infra.events import codec
+from infra.settings import SettingsError
+
+log = logging.getLogger("pantheon.events.redis")
+
+
+class EventsUnavailable(SlowConsumer):
+    """The broker lost Redis under a live subscription. Like `SlowConsumer`, the client resumes
+    with `afterSequence` = `last_delivered` (durable events replay from the outbox)."""
+
+    code = "EVENTS_UNAVAILABLE"
+
+    def __init__(self, last_delivered: int) -> None:
+        super().__init__(last_delivered)
+        self.args = (f"event stream unavailable; resume after sequence {last_delivered}",)
+
+
+class RedisUnavailable(SettingsError):
+    """Redis did not answer at start-up; the message is one line, without credentials."""
+
+
+def describe_url(url: str) -> str:
+    """host:port/db of a Redis URL, never its user or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = parts.port or 6379
+    return f"{parts.scheme}://{host}:{port}{parts.path or '/0'}"
+
+
+class RedisEventBroker:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "pantheon",
+        retention_seconds: float = 900.0,
+        max_stream_length: int = 10_000,
+        publish_timeout_seconds: float = 0.5,
+        retry_after_seconds: float = 1.0,
+        block_ms: int = 1_000,
+        connect_timeout_seconds: float = 2.0,
+    ) -> None:
+        self.prefix = prefix
+        self.retention_seconds = retention_seconds
+        self.max_stream_length = max_stream_length
+        self.publish_timeout_seconds = publish_timeout_seconds
+        self.retry_after_seconds = retry_after_seconds
+        self.block_ms = block_ms
+        self.where = describe_url(url)
+        self.cancel_channel = f"{prefix}:cancel"
+        self._redis: Any = Redis.from_url(  # redis-py stubs: replies are untyped
+            url,
+            decode_responses=True,
+            socket_connect_timeout=connect_timeout_seconds,
+            socket_timeout=block_ms / 1000 + 5.0,  # above XREAD BLOCK, below a hung turn
+            retry=Retry(NoBackoff(), 0),  # this broker decides when to try again
+        )
+        self._clock_offset_ms = 0.0  # Redis server time minus local time, set by `check`
+        self._clock_margin_ms = 50.0  # how far back a new subscription starts (clock error)
+        self._publish_paused_until = 0.0
+        self._failing = False
+        self._subscriptions: set[_StreamSubscription] = set()
+        self._callbacks: list[Callable[[uuid.UUID], None]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()  # the cancel channel is subscribed (tests wait on it)
+        self._closed = False
+
+    # --- keys --------------------------------------------------------------------------------
+
+    def turn_key(self, turn_id: uuid.UUID) -> str:
+        return f"{self.prefix}:turn:{turn_id}"
+
+    def session_key(self, session_id: uuid.UUID) -> str:
+        return f"{self.prefix}:session:{session_id}"
+
+    # --- start-up ----------------------------------------------------------------------------
+
+    async def check(self) -> None:
+        """Pings Redis and learns its clock (stream ids are its milliseconds); raises
+        `RedisUnavailable` with a one-line message when it does not answer."""
+        try:
+            async with asyncio.timeout(5.0):
+                await self._redis.ping()  # connects, so the clock reading below is one round trip
+                before = time.time()
+                seconds, micros = await self._redis.time()
+                after = time.time()
+        except Exception as exc:
+            detail = " ".join(str(exc).split()).replace(self._secret(), "***")  # one line
+            raise RedisUnavailable(
+                f"PANTHEON_REDIS_URL: Redis at {self.where} is unreachable "
+                f"({type(exc).__name__}: {detail})"
+            ) from None
+        self._clock_offset_ms = (seconds + micros / 1e6 - (before + after) / 2) * 1000
+        self._clock_margin_ms = 5.0 + (after - before) * 1000
+        self._ensure_listener()
+
+    def _secret(self) -> str:
+        password = self._redis.connection_pool.connection_kwargs.get("password")
+        return str(password) if password else "\0"
+
+    # --- publishing --------------------------------------------------------------------------
+
+    async def publish(self, events: tuple[TurnEvent, ...]) -> None:
+        if not events or self._closed:
+            return
+        now = time.monotonic()
+        if now < self._publish_paused_until:
+            log.debug("redis unavailable; %d event(s) not published", len(events))
+            return
+        try:
+            async with asyncio.timeout(self.publish_timeout_seconds):
+                pipe = self._redis.pipeline(transaction=False)
+                keys: set[str] = set()
+                for event in events:
+                    entry = {codec.FIELD: codec.encode(event)}
+                    for key in (self.turn_key(event.turn_id), self.session_key(event.session_id)):
+                        pipe.xadd(key, entry, maxlen=self.max_stream_length, approximate=True)
+                        keys.add(key)
+                ttl = max(1, int(self.retention_seconds))
+                for key in keys:
+                    pipe.expire(key, ttl)
+                await pipe.execute()
+        except Exception as exc:  # never raise into a turn
+            self._publish_paused_until = time.monotonic() + self.retry_after_seconds
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "publishing turn events to Redis at %s failed (%s); live subscribers will "
+                    "resume from the outbox, retrying in %.1fs",
+                    self.where,
+                    type(exc).__name__,
+                    self.retry_after_seconds,
+                )
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("publishing turn events to Redis at %s works again", self.where)
+
+    async def last_sequence(self, turn_id: uuid.UUID) -> int:
+        try:
+            entries = await self._redis.xrevrange(self.turn_key(turn_id), count=1)
+        except Exception as exc:
+            log.warning("reading the last sequence from Redis failed (%s)", type(exc).__name__)
+            return 0
+        for _entry_id, fields in entries:
+            return codec.decode(fields[codec.FIELD]).sequence
+        return 0
+
+    async def retained(self, turn_id: uuid.UUID, *, after: int = 0) -> list[TurnEvent]:
+        try:
+            entries = await self._redis.xrange(self.turn_key(turn_id))
+        except Exception as exc:
+            log.warning("reading retained events from Redis failed (%s)", type(exc).__name__)
+            return []
+        events = [codec.decode(fields[codec.FIELD]) for _entry_id, fields in entries]
+        return sorted((e for e in events if e.sequence > after), key=lambda e: e.sequence)
+
+    # --- subscriptions -----------------------------------------------------------------------
+
+    def subscribe_turn(self, turn_id: uuid.UUID, *, buffer: int) -> _StreamSubscription:
+        return self._subscribe(self.turn_key(turn_id), buffer)
+
+    def subscribe_session(self, session_id: uuid.UUID, *, buffer: int) -> _StreamSubscription:
+        return self._subscribe(self.session_key(session_id), buffer)
+
+    def _subscribe(self, key: str, buffer: int) -> _StreamSubscription:
+        # Live from now: stream ids are Redis's clock in ms, so "now" is an id. It starts a
+        # few ms back (the clock error): events published just before subscribing may also
+        # come, never fewer; a consumer replaying first dedupes by sequence anyway.
+        now_ms = int(time.time() * 1000 + self._clock_offset_ms - self._clock_margin_ms)
+        subscription = _StreamSubscription(self, key, f"{now_ms}-0", buffer)
+        if self._closed:
+            subscription.end_now()
+        else:
+            self._subscriptions.add(subscription)
+        return subscription
+
+    @property
+    def active_subscriptions(self) -> int:
+        return len(self._subscriptions)
+
+    def _forget(self, subscription: _StreamSubscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    # --- cancel ------------------------------------------------------------------------------
+
+    async def request_cancel(self, turn_id: uuid.UUID) -> None:
+        try:
+            async with asyncio.timeout(self.publish_timeout_seconds):
+                await self._redis.publish(self.cancel_channel, str(turn_id))
+        except Exception as exc:
+            # The DB flag is the source of truth: the runner sees it at its next heartbeat.
+            log.warning("cancel request via Redis failed (%s)", type(exc).__name__)
+
+    def on_cancel_request(self, callback: Callable[[uuid.UUID], None]) -> None:
+        self._callbacks.append(callback)
+        self._ensure_listener()
+
+    def _ensure_listener(self) -> None:
+        if self._listener is not None or not self._callbacks or self._closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop yet: `check` starts it
+            return
+        self._listener = loop.create_task(self._listen(), name="redis-cancel-listener")
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        while not self._closed:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.cancel_channel)
+                self.listening.set()
+                backoff = 0.1
+                while not self._closed:
+                    message = await pubsub.get_message(timeout=0.2)
+                    if message is not None and message.get("type") == "message":
+                        self._dispatch(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._closed:
+                    return
+                if self.listening.is_set():
+                    log.warning(
+                        "cancel listener lost Redis at %s (%s); reconnecting",
+                        self.where,
+                        type(exc).__name__,
+                    )
+                self.listening.clear()
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            if self._closed:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _dispatch(self, data: Any) -> None:
+        try:
+            turn_id = uuid.UUID(str(data))
+        except ValueError:
+            log.warning("ignored a malformed cancel request")
+            return
+        for callback in list(self._callbacks):
+            try:
+                callback(turn_id)
+            except Exception:
+                log.exception("cancel callback failed for turn %s", turn_id)
+
+    # --- shutdown ----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Ends every live subscription and the cancel listener, then closes the pool. Readers
+        stop at their next `XREAD BLOCK` return (cancelling a redis-py call mid-read can stall
+        on its disconnect), so this takes at most about `block_ms`."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = [task for sub in list(self._subscriptions) if (task := sub.stop()) is not None]
+        if self._listener is not None:
+            tasks.append(self._listener)
+            self._listener = None
+        pending = {task for task in tasks if not task.done()}
+        if pending:
+            _done, pending = await asyncio.wait(pending, timeout=self.block_ms / 1000 + 1.5)
+        for task in pending:
+            task.cancel()
+        self.listening.clear()
+        await self._redis.aclose(close_connection_pool=True)
+
+
+class _StreamSubscription:
+    """Reads one stream with `XREAD BLOCK` in a background task into a bounded buffer. An
+    overflow ends it with `SlowConsumer`; a Redis failure with `EventsUnavailable`."""
+
+    def __init__(self, broker: RedisEventBroker, key: str, start_id: str, buffer: int) -> None:
+        self._broker = broker
+        self._key = key
+        self._cap = max(1, buffer)
+        self._buffer: deque[TurnEvent] = deque()
+        self._wakeup = asyncio.Event()
+        self._end: type[SlowConsumer] | None = None
+        self._reader_done = False
+        self._finished = False  # the consumer has been told the subscription ended
+        self._last_delivered = 0
+        self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
+            self._read(start_id), name=f"redis-xread {key}"
+        )
+
+    def __aiter__(self) -> _StreamSubscription:
+        return self
+
+    async def __anext__(self) -> TurnEvent:
+        while True:
+            if self._finished:
+                raise StopAsyncIteration
+            if self._end is not None:
+                self._finished = True
+                self._buffer.clear()
+                raise self._end(self._last_delivered)
+            if self._buffer:
+                event = self._buffer.popleft()
+                self._last_delivered = event.sequence
+                return event
+            if self._reader_done:
+                self._finished = True
+                raise StopAsyncIteration
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def aclose(self) -> None:
+        self.stop()
+
+    def stop(self) -> asyncio.Task[None] | None:
+        """Ends the subscription at once; its reader exits at its next `XREAD` return."""
+        self._finished = True
+        self._buffer.clear()
+        self._broker._forget(self)
+        self._wakeup.set()
+        task, self._task = self._task, None
+        return task
+
+    def end_now(self) -> None:
+        self.stop()
+
+    async def _read(self, last_id: str) -> None:
+        redis = self._broker._redis
+        try:
+            while True:
+                if self._finished:
+                    return
+                reply = await redis.xread(
+                    {self._key: last_id}, count=self._cap + 1, block=self._broker.block_ms
+                )
+                if self._finished:
+                    return
+                streams = reply.items() if isinstance(reply, dict) else (reply or [])
+                for _key, entries in streams:
+                    for entry_id, fields in entries:
+                        last_id = entry_id
+                        if len(self._buffer) >= self._cap:
+                            self._end = SlowConsumer
+                            return
+                        self._buffer.append(codec.decode(fields[codec.FIELD]))
+                self._wakeup.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not self._finished:
+                log.warning(
+                    "a live event subscription lost Redis at %s (%s); it ends with %s",
+                    self._broker.where,
+                    type(exc).__name__,
+                    EventsUnavailable.code,
+                )
+                self._end = EventsUnavailable
+        finally:
+            self._reader_done = True
+            self._broker._forget(self)
+            self._wakeup.set()
