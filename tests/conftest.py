@@ -209,7 +209,9 @@ def turn_settings(settings: Settings, fake_catalog: Path) -> Settings:
     return settings.model_copy(
         update={
             "catalog_file": fake_catalog,
-            "turn_lease_seconds": 3.0,
+            # Long enough that a loaded CI machine never loses a live lease (recovery tests
+            # give their abandoned turns their own short leases).
+            "turn_lease_seconds": 10.0,
             "turn_heartbeat_seconds": 0.2,
             "recovery_interval_seconds": 0.3,
             "shutdown_grace_seconds": 2.0,
