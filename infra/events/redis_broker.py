@@ -75,6 +75,7 @@ class RedisEventBroker:
         retry_after_seconds: float = 1.0,
         block_ms: int = 1_000,
         connect_timeout_seconds: float = 2.0,
+        max_subscriptions: int = 5_000,
     ) -> None:
         self.prefix = prefix
         self.retention_seconds = retention_seconds
@@ -84,13 +85,16 @@ class RedisEventBroker:
         self.block_ms = block_ms
         self.where = describe_url(url)
         self.cancel_channel = f"{prefix}:cancel"
-        self._redis: Any = Redis.from_url(  # redis-py stubs: replies are untyped
-            url,
-            decode_responses=True,
-            socket_connect_timeout=connect_timeout_seconds,
-            socket_timeout=block_ms / 1000 + 5.0,  # above XREAD BLOCK, below a hung turn
-            retry=Retry(NoBackoff(), 0),  # this broker decides when to try again
-        )
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_connect_timeout": connect_timeout_seconds,
+            "socket_timeout": block_ms / 1000 + 5.0,  # above XREAD BLOCK, below a hung turn
+            "retry": Retry(NoBackoff(), 0),  # this broker decides when to try again
+        }
+        self._redis: Any = Redis.from_url(url, **options)  # redis-py stubs: untyped replies
+        # Every live subscription holds a connection in XREAD BLOCK. They get a pool of their
+        # own, so a hundred subscribers can never starve publishing, replay or cancels.
+        self._readers: Any = Redis.from_url(url, max_connections=max_subscriptions, **options)
         self._clock_offset_ms = 0.0  # Redis server time minus local time, set by `check`
         self._clock_margin_ms = 50.0  # how far back a new subscription starts (clock error)
         self._publish_paused_until = 0.0
@@ -158,6 +162,7 @@ class RedisEventBroker:
                 await pipe.execute()
         except Exception as exc:  # never raise into a turn
             self._publish_paused_until = time.monotonic() + self.retry_after_seconds
+            self._end_subscriptions_of(events)
             if not self._failing:
                 self._failing = True
                 log.warning(
@@ -171,6 +176,15 @@ class RedisEventBroker:
         if self._failing:
             self._failing = False
             log.warning("publishing turn events to Redis at %s works again", self.where)
+
+    def _end_subscriptions_of(self, events: tuple[TurnEvent, ...]) -> None:
+        """Live subscribers of these turns and sessions missed events that never reached Redis:
+        they end with EVENTS_UNAVAILABLE and resume from the outbox, never with a silent gap."""
+        keys = {self.turn_key(e.turn_id) for e in events}
+        keys |= {self.session_key(e.session_id) for e in events}
+        for subscription in list(self._subscriptions):
+            if subscription.key in keys:
+                subscription.fail(EventsUnavailable)
 
     async def last_sequence(self, turn_id: uuid.UUID) -> int:
         try:
@@ -304,6 +318,7 @@ class RedisEventBroker:
         for task in pending:
             task.cancel()
         self.listening.clear()
+        await self._readers.aclose(close_connection_pool=True)
         await self._redis.aclose(close_connection_pool=True)
 
 
@@ -327,6 +342,17 @@ class _StreamSubscription:
 
     def __aiter__(self) -> _StreamSubscription:
         return self
+
+    @property
+    def key(self) -> str:
+        return self._key
+
+    def fail(self, end: type[SlowConsumer]) -> None:
+        """Ends the subscription at its next read with `end`; the client resumes from the
+        outbox after the last event it got."""
+        if self._end is None:
+            self._end = end
+        self._wakeup.set()
 
     async def __anext__(self) -> TurnEvent:
         while True:
@@ -362,7 +388,7 @@ class _StreamSubscription:
         self.stop()
 
     async def _read(self, last_id: str) -> None:
-        redis = self._broker._redis
+        redis = self._broker._readers
         try:
             while True:
                 if self._finished:

@@ -187,6 +187,33 @@ async def test_processes_share_one_redis(shared: tuple[str, str]) -> None:
             await broker.aclose()
 
 
+@pytest.mark.redis
+async def test_many_live_subscribers_never_starve_publishing(shared: tuple[str, str]) -> None:
+    # given: more live subscriptions than redis-py's default pool of 100 connections, each one
+    # holding a connection in XREAD BLOCK (bench/stream_latency.py found publishing starved)
+    url, prefix = shared
+    broker = RedisEventBroker(url, prefix=prefix, block_ms=200)
+    try:
+        await broker.check()
+        session = uuid.uuid4()
+        turns = [uuid.uuid4() for _ in range(120)]
+        subscriptions = [broker.subscribe_turn(turn, buffer=10) for turn in turns]
+        await asyncio.sleep(0.3)  # every reader is now blocked in XREAD
+
+        # when
+        for turn in turns:
+            await broker.publish((event(turn, session, 1), event(turn, session, 2)))
+
+        # then: every subscriber gets both events, and replay reads still work
+        for subscription in subscriptions:
+            assert [e.sequence for e in await take(subscription, 2)] == [1, 2]
+        assert await broker.last_sequence(turns[-1]) == 2
+        for subscription in subscriptions:
+            await subscription.aclose()
+    finally:
+        await broker.aclose()
+
+
 # --- an outage of a private Redis --------------------------------------------------------------
 
 
