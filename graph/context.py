@@ -8,6 +8,7 @@ import strawberry
 from strawberry.fastapi import BaseContext
 
 from domain.errors import Unauthenticated
+from domain.pagination import PageRequest, page_request
 from domain.records import User
 from graph.loaders import Loaders
 from graph.runtime import Runtime
@@ -24,6 +25,25 @@ class Context(BaseContext):
         """Subscriptions call this per emitted event: a WebSocket's context lives as long as the
         connection, and loaders cached that long would serve stale objects."""
         self.loaders = Loaders(self.runtime)
+
+    def page(
+        self,
+        *,
+        first: int | None,
+        after: str | None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> PageRequest:
+        """The page a connection's arguments ask for, within the configured page sizes."""
+        limits = self.runtime.limits
+        return page_request(
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            default_size=limits.default_page_size,
+            max_size=limits.max_page_size,
+        )
 
     def require_viewer(self) -> User:
         if self.viewer is None:

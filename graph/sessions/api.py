@@ -6,7 +6,7 @@ import strawberry
 
 from domain.access import can_read_session
 from domain.errors import NotFound
-from domain.pagination import page_request, time_id_key
+from domain.pagination import time_id_key
 from domain.records import Session
 from domain.services import sessions as service
 from graph.connections import connection_parts
@@ -62,15 +62,7 @@ class SessionQueries:
         last: int | None = None,
         before: str | None = None,
     ) -> SessionConnection:
-        limits = info.context.runtime.limits
-        request = page_request(
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            default_size=limits.default_page_size,
-            max_size=limits.max_page_size,
-        )
+        request = info.context.page(first=first, after=after, last=last, before=before)
         viewer = info.context.require_viewer()
         page = await info.context.runtime.reads.sessions_page(viewer.id, request)
         edges, page_info = connection_parts(page, _key, SessionNode.from_record)

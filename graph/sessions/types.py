@@ -7,7 +7,6 @@ import strawberry
 from strawberry import relay
 
 from domain import records
-from domain.pagination import page_request
 from graph.catalog.types import AgentNode
 from graph.connections import Edge, PageInfo, connection_parts
 from graph.context import Info
@@ -78,15 +77,7 @@ class SessionNode(relay.Node):
         last: int | None = None,
         before: str | None = None,
     ) -> TurnConnection:
-        limits = info.context.runtime.limits
-        request = page_request(
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            default_size=limits.default_page_size,
-            max_size=limits.max_page_size,
-        )
+        request = info.context.page(first=first, after=after, last=last, before=before)
         page = await info.context.runtime.turn_reads.turns_page(self._uuid, request)
         edges, page_info = connection_parts(page, lambda t: (str(t.index),), TurnNode.from_record)
         return TurnConnection(edges=edges, page_info=page_info, total_count=page.total_count)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import strawberry
 
-from domain.pagination import page_request, time_id_key
+from domain.pagination import time_id_key
 from domain.records import User
 from domain.services import users as service
 from graph.connections import connection_parts
@@ -38,15 +38,7 @@ class UserQueries:
     async def users(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> UserConnection:
-        limits = info.context.runtime.limits
-        request = page_request(
-            first=first,
-            after=after,
-            last=None,
-            before=None,
-            default_size=limits.default_page_size,
-            max_size=limits.max_page_size,
-        )
+        request = info.context.page(first=first, after=after)
         page = await info.context.runtime.reads.users_page(request)
         edges, page_info = connection_parts(page, _key, UserNode.from_record)
         return UserConnection(edges=edges, page_info=page_info, total_count=page.total_count)
