@@ -31,6 +31,18 @@ def _by_id(
     return batch
 
 
+K = TypeVar("K")
+
+
+async def load_existing(loader: DataLoader[K, T | None], key: K, what: str) -> T:
+    """Loads a row that a foreign key (or an event written after it) guarantees; a miss is a
+    bug in Pantheon, not the caller's input, so it fails loudly (and is masked for clients)."""
+    found = await loader.load(key)
+    if found is None:
+        raise LookupError(f"{what} {key} missing")
+    return found
+
+
 def _grouped(
     fetch: Callable[[Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, list[T]]]],
 ) -> Callable[[list[uuid.UUID]], Awaitable[list[list[T]]]]:

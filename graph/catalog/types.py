@@ -9,6 +9,7 @@ from strawberry import relay
 from domain import records
 from domain.money import nano_to_usd
 from graph.context import Info
+from graph.loaders import load_existing
 
 
 @strawberry.type
@@ -66,9 +67,7 @@ class AgentNode(relay.Node):
 
     @strawberry.field
     async def model(self, info: Info) -> ModelType:
-        model = await info.context.loaders.model.load(self._model_id)
-        if model is None:  # a foreign key guarantees it; a miss is a bug, not input
-            raise LookupError(f"agent model {self._model_id} missing")
+        model = await load_existing(info.context.loaders.model, self._model_id, "agent model")
         return ModelType.from_record(model)
 
     @strawberry.field(description="ADMIN only (null for others)")

@@ -11,6 +11,7 @@ from graph.catalog.types import AgentNode
 from graph.connections import Edge, PageInfo, connection_parts
 from graph.context import Info
 from graph.enums import TurnMode
+from graph.loaders import load_existing
 from graph.reports.types import UsageTotals
 from graph.summaries.types import SessionSummaryNode
 from graph.turns.types import TurnConnection, TurnNode
@@ -43,9 +44,7 @@ class SessionNode(relay.Node):
 
     @strawberry.field
     async def owner(self, info: Info) -> UserNode:
-        user = await info.context.loaders.user.load(self._owner_id)
-        if user is None:  # a foreign key guarantees it
-            raise LookupError(f"session owner {self._owner_id} missing")
+        user = await load_existing(info.context.loaders.user, self._owner_id, "session owner")
         return UserNode.from_record(user)
 
     @strawberry.field(description="the roster, in order; the first enabled one is the default")

@@ -13,6 +13,7 @@ from domain.turns.contracts import RoutingDecision
 from domain.turns.events import TurnEvent, TurnEventType
 from graph.context import Info
 from graph.ids import global_id
+from graph.loaders import load_existing
 from graph.summaries.types import SessionSummaryNode
 from graph.turns.types import AgentMessageNode, RoutingDecisionType, TurnNode
 
@@ -27,9 +28,7 @@ class TurnEventInterface:
 
 
 async def _turn(info: Info, turn_id: uuid.UUID) -> TurnNode:
-    turn = await info.context.loaders.turn.load(turn_id)
-    if turn is None:  # a foreign key guarantees it
-        raise LookupError(f"event turn {turn_id} missing")
+    turn = await load_existing(info.context.loaders.turn, turn_id, "event turn")
     return TurnNode.from_record(turn)
 
 
@@ -64,9 +63,9 @@ class AgentFinishedEvent(TurnEventInterface):
 
     @strawberry.field
     async def message(self, info: Info) -> AgentMessageNode:
-        message = await info.context.loaders.message.load(self._message_id)
-        if message is None:  # written before the event was published
-            raise LookupError(f"event message {self._message_id} missing")
+        message = await load_existing(
+            info.context.loaders.message, self._message_id, "event message"
+        )
         return AgentMessageNode.from_record(message)
 
 
@@ -76,9 +75,9 @@ class SummaryUpdatedEvent(TurnEventInterface):
 
     @strawberry.field
     async def summary(self, info: Info) -> SessionSummaryNode:
-        summary = await info.context.loaders.summary.load(self._summary_id)
-        if summary is None:  # written before the event was published
-            raise LookupError(f"event summary {self._summary_id} missing")
+        summary = await load_existing(
+            info.context.loaders.summary, self._summary_id, "event summary"
+        )
         return SessionSummaryNode.from_record(summary)
 
 

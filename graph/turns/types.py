@@ -14,6 +14,7 @@ from graph.connections import Edge, PageInfo
 from graph.context import Info
 from graph.enums import AgentMessageStatus, TurnMode, TurnStatus
 from graph.ids import global_id
+from graph.loaders import load_existing
 from graph.turns.usage_types import UsageRecordNode
 
 if TYPE_CHECKING:
@@ -88,9 +89,7 @@ class AgentMessageNode(relay.Node):
 
     @strawberry.field
     async def agent(self, info: Info) -> AgentNode:
-        agent = await info.context.loaders.agent.load(self._agent_id)
-        if agent is None:  # a foreign key guarantees it
-            raise LookupError(f"message agent {self._agent_id} missing")
+        agent = await load_existing(info.context.loaders.agent, self._agent_id, "message agent")
         return AgentNode.from_record(agent)
 
     @strawberry.field
@@ -149,9 +148,9 @@ class TurnNode(relay.Node):
     ) -> Annotated[SessionNode, strawberry.lazy("graph.sessions.types")]:
         from graph.sessions.types import SessionNode
 
-        session = await info.context.loaders.session.load(self._session_id)
-        if session is None:  # a foreign key guarantees it
-            raise LookupError(f"turn session {self._session_id} missing")
+        session = await load_existing(
+            info.context.loaders.session, self._session_id, "turn session"
+        )
         return SessionNode.from_record(session)
 
     @strawberry.field(description="one per dispatched agent, in dispatch order")

@@ -13,6 +13,7 @@ from graph.catalog.types import ModelPrice
 from graph.context import Info
 from graph.enums import BillingCategory, CallKind, TokenSource
 from graph.ids import global_id
+from graph.loaders import load_existing
 from graph.users.types import UserNode
 
 
@@ -80,7 +81,5 @@ class UsageRecordNode(relay.Node):
 
     @strawberry.field
     async def user(self, info: Info) -> UserNode:
-        user = await info.context.loaders.user.load(self._user_id)
-        if user is None:  # a foreign key guarantees it
-            raise LookupError(f"usage user {self._user_id} missing")
+        user = await load_existing(info.context.loaders.user, self._user_id, "usage user")
         return UserNode.from_record(user)
