@@ -350,6 +350,23 @@ async def test_the_per_user_cap_refuses_a_turn_on_another_session(
 # --- cancellation and background turns ------------------------------------------------------------
 
 
+async def start_slow_roundtable(
+    gql: GraphQL, actor: Actor, fake_openai: FakeOpenAIServer
+) -> dict[str, Any]:
+    """Starts (without waiting) a qwen, deepseek, writer roundtable whose second agent streams
+    40 words 0.1 s apart; returns the runTurn response."""
+    fake_openai.set_default(FakeResponse(content="Qwen answers."), model="qwen-plus")
+    fake_openai.set_default(
+        FakeResponse(content=" ".join(f"w{n}" for n in range(40)), token_delay=0.1),
+        model="deepseek-chat",
+    )
+    session = await new_session(gql, actor, ["qwen", "deepseek", "writer"])
+    started: dict[str, Any] = await gql(
+        RUN, run_input(session, mode="ROUNDTABLE", waitForCompletion=False), as_=actor
+    )
+    return started
+
+
 async def test_cancelling_during_the_second_agent_keeps_what_was_billed_and_skips_the_rest(
     turn_app: Any,
     turn_gql: GraphQL,
@@ -358,15 +375,7 @@ async def test_cancelling_during_the_second_agent_keeps_what_was_billed_and_skip
     database: Database,
 ) -> None:
     # given: a roundtable whose second agent streams slowly
-    fake_openai.set_default(FakeResponse(content="Qwen answers."), model="qwen-plus")
-    fake_openai.set_default(
-        FakeResponse(content=" ".join(f"w{n}" for n in range(40)), token_delay=0.1),
-        model="deepseek-chat",
-    )
-    session = await new_session(turn_gql, alice, ["qwen", "deepseek", "writer"])
-    started = await turn_gql(
-        RUN, run_input(session, mode="ROUNDTABLE", waitForCompletion=False), as_=alice
-    )
+    started = await start_slow_roundtable(turn_gql, alice, fake_openai)
     assert started["data"]["runTurn"]["status"] == "RUNNING", started
     turn_id = started["data"]["runTurn"]["id"]
     broker = turn_app.state.runtime.supervisor.publisher
@@ -445,15 +454,7 @@ async def test_a_server_stop_mid_agent_stops_the_call_and_keeps_what_it_spent(
     database: Database,
 ) -> None:
     # given: a roundtable whose second agent streams slowly
-    fake_openai.set_default(FakeResponse(content="Qwen answers."), model="qwen-plus")
-    fake_openai.set_default(
-        FakeResponse(content=" ".join(f"w{n}" for n in range(40)), token_delay=0.1),
-        model="deepseek-chat",
-    )
-    session = await new_session(turn_gql, alice, ["qwen", "deepseek", "writer"])
-    started = await turn_gql(
-        RUN, run_input(session, mode="ROUNDTABLE", waitForCompletion=False), as_=alice
-    )
+    started = await start_slow_roundtable(turn_gql, alice, fake_openai)
     turn_id = _uuid_of_turn(started["data"]["runTurn"]["id"])
 
     async def deepseek_streaming() -> bool:
