@@ -39,11 +39,9 @@ import os
 import re
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,36 +116,6 @@ def serve_fake() -> None:
         print(server.base_url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-
-
-@contextlib.contextmanager
-def fake_process(log: Path) -> Iterator[str]:
-    """This file as `--role fake` in its own session; yields the base URL it prints."""
-    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    with log.open("w") as errors:
-        proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--role", "fake"],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-            start_new_session=True,
-        )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line:
-            raise RuntimeError(f"the fake did not start:\n{log.read_text()[-3000:]}")
-        yield line
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -379,7 +347,7 @@ def main() -> None:
         admin = testdb.pg_admin_url() or LOCAL_PG
         url = asyncio.run(testdb.create_pg_database(admin, prefix="pantheon_stream_bench"))
         stack.callback(lambda: asyncio.run(testdb.drop_pg_database(admin, url)))
-        fake_url = stack.enter_context(fake_process(tmp / "fake.log"))
+        fake_url = stack.enter_context(child("fake", tmp / "fake.log", script=Path(__file__)))
         catalog = write_fake_catalog(
             tmp / "catalog.toml",
             _RemoteFake(fake_url),  # type: ignore[arg-type]

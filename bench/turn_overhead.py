@@ -177,10 +177,12 @@ def serve_pantheon() -> None:
 
 
 @contextlib.contextmanager
-def child(role: str, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Runs this file as `role` in its own session (Ctrl-C reaches only us, and we stop it in
-    order); yields the first line it prints."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--role", role]
+def child(
+    role: str, log: Path, env: dict[str, str] | None = None, *, script: Path | None = None
+) -> Iterator[str]:
+    """Runs `script` (default: this file) as `role` in its own session (Ctrl-C reaches only us,
+    and we stop it in order); yields the first line it prints."""
+    command = [sys.executable, str((script or Path(__file__)).resolve()), "--role", role]
     paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     with log.open("w") as errors:
         proc = subprocess.Popen(

@@ -586,13 +586,14 @@ async def _add(
     return stored.id
 
 
-@pytest.mark.parametrize(
-    "spans",
-    [
-        pytest.param(((1, 8), (1, 9)), id="same-covers-from"),
-        pytest.param(((1, 8), (2, 8)), id="same-covers-through"),
-    ],
-)
+# Two spans of one session that the range constraints must refuse to store together.
+SAME_RANGE = [
+    pytest.param(((1, 8), (1, 9)), id="same-covers-from"),
+    pytest.param(((1, 8), (2, 8)), id="same-covers-through"),
+]
+
+
+@pytest.mark.parametrize("spans", SAME_RANGE)
 async def test_a_second_summary_of_the_same_range_is_a_conflict(
     turn_gql: GraphQL,
     alice: Actor,
@@ -613,13 +614,7 @@ async def test_a_second_summary_of_the_same_range_is_a_conflict(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend_db", ["postgres"], indirect=True)
-@pytest.mark.parametrize(
-    "spans",
-    [
-        pytest.param(((1, 8), (1, 9)), id="same-covers-from"),
-        pytest.param(((1, 8), (2, 8)), id="same-covers-through"),
-    ],
-)
+@pytest.mark.parametrize("spans", SAME_RANGE)
 async def test_two_concurrent_summaries_of_one_range_store_exactly_one(
     turn_gql: GraphQL,
     alice: Actor,
