@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 from aiodataloader import DataLoader
@@ -54,44 +55,72 @@ def _grouped(
 
 
 class Loaders:
-    """Created inside the context getter: aiodataloader binds the running loop at creation."""
+    """Each loader is made on first use: subscriptions renew the loaders for every event they
+    emit, and most events (deltas) read nothing. Made inside the request's event loop, since
+    aiodataloader binds the running loop at creation."""
 
     def __init__(self, runtime: Runtime) -> None:
-        reads, turn_reads = runtime.reads, runtime.turn_reads
-        summary_reads = runtime.summary_reads
-        self.user: DataLoader[uuid.UUID, User | None] = DataLoader(_by_id(reads.users_by_ids))
-        self.model: DataLoader[uuid.UUID, Model | None] = DataLoader(_by_id(reads.models_by_ids))
-        self.agent: DataLoader[uuid.UUID, Agent | None] = DataLoader(_by_id(reads.agents_by_ids))
-        self.session: DataLoader[uuid.UUID, Session | None] = DataLoader(
-            _by_id(reads.sessions_by_ids)
-        )
-        self.roster: DataLoader[uuid.UUID, list[uuid.UUID]] = DataLoader(self._rosters(reads))
-        self.month_spend: DataLoader[uuid.UUID, int] = DataLoader(self._month_spend(reads))
-        self.turn: DataLoader[uuid.UUID, Turn | None] = DataLoader(_by_id(turn_reads.turns_by_ids))
-        self.message: DataLoader[uuid.UUID, AgentMessage | None] = DataLoader(
-            _by_id(turn_reads.messages_by_ids)
-        )
-        self.usage: DataLoader[uuid.UUID, Usage | None] = DataLoader(
-            _by_id(turn_reads.usage_by_ids)
-        )
-        self.turn_messages: DataLoader[uuid.UUID, list[AgentMessage]] = DataLoader(
-            _grouped(turn_reads.messages_by_turn_ids)
-        )
-        self.turn_usage: DataLoader[uuid.UUID, list[Usage]] = DataLoader(
-            _grouped(turn_reads.usage_by_turn_ids)
-        )
-        self.message_usage: DataLoader[uuid.UUID, list[Usage]] = DataLoader(
-            _grouped(turn_reads.usage_by_message_ids)
-        )
-        self.session_summaries: DataLoader[uuid.UUID, list[Summary]] = DataLoader(
-            _grouped(summary_reads.summaries_by_session_ids)
-        )
-        self.summary: DataLoader[uuid.UUID, Summary | None] = DataLoader(
-            _by_id(summary_reads.summaries_by_ids)
-        )
-        self.session_usage: DataLoader[uuid.UUID, UsageTotals] = DataLoader(
-            self._session_totals(runtime.report_reads)
-        )
+        self._runtime = runtime
+
+    @cached_property
+    def user(self) -> DataLoader[uuid.UUID, User | None]:
+        return DataLoader(_by_id(self._runtime.reads.users_by_ids))
+
+    @cached_property
+    def model(self) -> DataLoader[uuid.UUID, Model | None]:
+        return DataLoader(_by_id(self._runtime.reads.models_by_ids))
+
+    @cached_property
+    def agent(self) -> DataLoader[uuid.UUID, Agent | None]:
+        return DataLoader(_by_id(self._runtime.reads.agents_by_ids))
+
+    @cached_property
+    def session(self) -> DataLoader[uuid.UUID, Session | None]:
+        return DataLoader(_by_id(self._runtime.reads.sessions_by_ids))
+
+    @cached_property
+    def roster(self) -> DataLoader[uuid.UUID, list[uuid.UUID]]:
+        return DataLoader(self._rosters(self._runtime.reads))
+
+    @cached_property
+    def month_spend(self) -> DataLoader[uuid.UUID, int]:
+        return DataLoader(self._month_spend(self._runtime.reads))
+
+    @cached_property
+    def turn(self) -> DataLoader[uuid.UUID, Turn | None]:
+        return DataLoader(_by_id(self._runtime.turn_reads.turns_by_ids))
+
+    @cached_property
+    def message(self) -> DataLoader[uuid.UUID, AgentMessage | None]:
+        return DataLoader(_by_id(self._runtime.turn_reads.messages_by_ids))
+
+    @cached_property
+    def usage(self) -> DataLoader[uuid.UUID, Usage | None]:
+        return DataLoader(_by_id(self._runtime.turn_reads.usage_by_ids))
+
+    @cached_property
+    def turn_messages(self) -> DataLoader[uuid.UUID, list[AgentMessage]]:
+        return DataLoader(_grouped(self._runtime.turn_reads.messages_by_turn_ids))
+
+    @cached_property
+    def turn_usage(self) -> DataLoader[uuid.UUID, list[Usage]]:
+        return DataLoader(_grouped(self._runtime.turn_reads.usage_by_turn_ids))
+
+    @cached_property
+    def message_usage(self) -> DataLoader[uuid.UUID, list[Usage]]:
+        return DataLoader(_grouped(self._runtime.turn_reads.usage_by_message_ids))
+
+    @cached_property
+    def session_summaries(self) -> DataLoader[uuid.UUID, list[Summary]]:
+        return DataLoader(_grouped(self._runtime.summary_reads.summaries_by_session_ids))
+
+    @cached_property
+    def summary(self) -> DataLoader[uuid.UUID, Summary | None]:
+        return DataLoader(_by_id(self._runtime.summary_reads.summaries_by_ids))
+
+    @cached_property
+    def session_usage(self) -> DataLoader[uuid.UUID, UsageTotals]:
+        return DataLoader(self._session_totals(self._runtime.report_reads))
 
     @staticmethod
     def _session_totals(

@@ -4,8 +4,8 @@ work of the fact they describe and published after its commit; deltas are only p
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -46,14 +46,55 @@ class EventPublisher(Protocol):
         ...
 
 
+def merge_deltas(events: Iterable[TurnEvent]) -> list[TurnEvent]:
+    """`events` with each run of consecutive deltas of one agent in one turn merged into one
+    delta: its text is theirs, joined; its sequence is the run's last (where a client resumes)
+    and its payload's `first_sequence` the run's first, so the covered sequences stay visible
+    and gap-free. Subscribers merge what queued up while they were busy: a subscriber that
+    falls behind catches up with fewer, larger events instead of falling further behind."""
+    merged: list[TurnEvent] = []
+    run: list[TurnEvent] = []
+
+    def flush() -> None:
+        if len(run) == 1:
+            merged.append(run[0])
+        elif run:
+            first, last = run[0], run[-1]
+            text = "".join(str(e.payload["text"]) for e in run)
+            first_sequence = first.payload.get("first_sequence", first.sequence)
+            payload = {**last.payload, "text": text, "first_sequence": first_sequence}
+            merged.append(replace(last, payload=payload))
+        run.clear()
+
+    for event in events:
+        if event.type is not TurnEventType.AGENT_DELTA:
+            flush()
+            merged.append(event)
+            continue
+        if run and not _continues(run[-1], event):
+            flush()
+        run.append(event)
+    flush()
+    return merged
+
+
+def _continues(previous: TurnEvent, event: TurnEvent) -> bool:
+    return (
+        event.turn_id == previous.turn_id
+        and event.sequence == previous.sequence + 1
+        and event.payload.get("position") == previous.payload.get("position")
+    )
+
+
 class SlowConsumer(Exception):
     """A subscriber fell further behind than its buffer allows. Its subscription ends with this
     (never a silent gap); the client resumes with `afterSequence` = the last sequence it got."""
 
     code = "SLOW_CONSUMER"
+    summary = "subscriber too slow"
 
     def __init__(self, last_delivered: int) -> None:
-        super().__init__(f"subscriber too slow; resume after sequence {last_delivered}")
+        super().__init__(f"{self.summary}; resume after sequence {last_delivered}")
         self.last_delivered = last_delivered
 
 
@@ -64,6 +105,11 @@ class EventSubscription(Protocol):
     def __aiter__(self) -> EventSubscription: ...
 
     async def __anext__(self) -> TurnEvent: ...
+
+    def take_ready(self) -> list[TurnEvent]:
+        """The events already buffered, in order, without waiting; none once the subscription
+        is ending (the next `__anext__` says how)."""
+        ...
 
     async def aclose(self) -> None: ...
 

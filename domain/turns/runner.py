@@ -33,6 +33,7 @@ from domain.summaries.pipeline import SummaryOutcome, plan_summary, summarize
 from domain.turns import routing
 from domain.turns.context import AgentPrompt, EarlierReply, PastTurn, build_prompt
 from domain.turns.contracts import ContextAudit, RosterAgent, RoutingDecision
+from domain.turns.deltas import DeltaPublisher
 from domain.turns.events import EventPublisher, TurnEvent, TurnEventType
 from domain.turns.metering import UsageEntry, usage_entries
 from domain.turns.ports import NewAgentMessage, TurnClose, TurnUnitOfWork
@@ -75,6 +76,9 @@ class TurnRun:
         self.sequence = started.last_sequence
         self.outcomes: list[_AgentOutcome] = []
         self.interrupted: _AgentOutcome | None = None  # the agent a server stop cut short
+        # Set as closing begins: from then on this run decides the turn's end itself, so a
+        # heartbeat finding the turn no longer RUNNING is not a lost lease.
+        self.closing = False
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
@@ -136,6 +140,7 @@ class TurnRun:
         events = routing_events(
             self.turn, outcome.decision, self.started.roster, first_sequence=self.sequence + 1
         )
+        self.sequence = events[-1].sequence
         async with self.deps.new_uow() as uow:
             await uow.turns.set_routing(self.turn.id, outcome.decision)
             await self._stage_usage(uow, entries)
@@ -186,7 +191,8 @@ class TurnRun:
         )
         stream = self.deps.gateway.stream(prompt.request)
         parts: list[str] = []
-        consume = asyncio.ensure_future(self._consume(stream, agent, position, parts))
+        deltas = self._deltas(agent, position)
+        consume = asyncio.ensure_future(self._consume(stream, deltas, parts))
         cancelled = asyncio.ensure_future(self.cancel.wait())
         try:
             await asyncio.wait({consume, cancelled}, return_when=asyncio.FIRST_COMPLETED)
@@ -194,6 +200,7 @@ class TurnRun:
             # The server is stopping: stop the call too (never leave it streaming), and leave
             # what it spent to the closing unit, which meters it with its message.
             await _stop(consume)
+            await deltas.flush()
             outcome.status = AgentMessageStatus.FAILED
             outcome.text = "".join(parts)
             outcome.attempts = stream.attempts
@@ -205,6 +212,7 @@ class TurnRun:
             cancelled.cancel()
         if not consume.done():  # a cancel request arrived first: stop the call now
             await _stop(consume)
+            await deltas.flush()  # what was read is published before the turn's next event
             outcome.status = AgentMessageStatus.CANCELLED
             outcome.text = "".join(parts)
             outcome.attempts = stream.attempts
@@ -213,6 +221,7 @@ class TurnRun:
         try:
             result = consume.result()
         except LLMCallError as error:
+            await deltas.flush()
             outcome.status = AgentMessageStatus.FAILED
             outcome.text = error.partial_text
             outcome.attempts = error.attempts
@@ -224,23 +233,17 @@ class TurnRun:
         return outcome
 
     async def _consume(
-        self, stream: LLMStream, agent: RosterAgent, position: int, parts: list[str]
+        self, stream: LLMStream, deltas: DeltaPublisher, parts: list[str]
     ) -> LLMResult:
         result: LLMResult | None = None
         async with contextlib.aclosing(stream):
             async for item in stream:
                 if isinstance(item, TextDelta):
                     parts.append(item.text)
-                    await self._publish(
-                        [
-                            self._event(
-                                TurnEventType.AGENT_DELTA,
-                                {"agent_key": agent.key, "position": position, "text": item.text},
-                            )
-                        ]
-                    )
+                    deltas.add(item.text)
                 else:
                     result = item
+        await deltas.flush()
         if result is None:
             raise LLMCallError(
                 LLMErrorCode.PROVIDER_BAD_RESPONSE,
@@ -249,6 +252,13 @@ class TurnRun:
                 partial_text="".join(parts),
             )
         return result
+
+    def _deltas(self, agent: RosterAgent, position: int) -> DeltaPublisher:
+        def delta(text: str) -> TurnEvent:
+            payload = {"agent_key": agent.key, "position": position, "text": text}
+            return self._event(TurnEventType.AGENT_DELTA, payload)
+
+        return DeltaPublisher(self._publish, delta)
 
     def _skipped(self, agent: RosterAgent, model: Model, position: int) -> _AgentOutcome:
         return _AgentOutcome(
@@ -287,6 +297,7 @@ class TurnRun:
         failure: str | None,
         summary: SummaryOutcome | None = None,
     ) -> None:
+        self.closing = True
         if pending is not None:
             self.outcomes.append(pending)
         cancelled = pending is not None and pending.status is AgentMessageStatus.CANCELLED

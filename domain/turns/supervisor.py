@@ -26,6 +26,7 @@ class TurnSupervisor:
         self.runner_id = runner_id
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._cancels: dict[uuid.UUID, asyncio.Event] = {}
+        self._runs: dict[uuid.UUID, TurnRun] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -56,7 +57,9 @@ class TurnSupervisor:
     async def _supervise(self, started: StartedTurn, cancel: asyncio.Event) -> None:
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(self._beat_forever())
-        await TurnRun(self.deps, started, cancel).run()
+        run = TurnRun(self.deps, started, cancel)
+        self._runs[started.turn.id] = run
+        await run.run()
 
     async def _beat_forever(self) -> None:
         """Renews every local turn's lease each interval; ends when none is left."""
@@ -68,7 +71,7 @@ class TurnSupervisor:
                 log.warning("lease renewal failed; retrying", exc_info=True)
 
     async def beat_once(self) -> None:
-        turn_ids = list(self._cancels)
+        turn_ids = [turn_id for turn_id in self._cancels if not self._closing(turn_id)]
         if not turn_ids:
             return
         until = utcnow() + timedelta(seconds=self.deps.settings.lease_seconds)
@@ -80,6 +83,8 @@ class TurnSupervisor:
             if cancel is None or state is LeaseStatus.HELD:
                 continue
             if state is LeaseStatus.LOST:
+                if self._closing(turn_id):  # it closed itself while this beat was in flight
+                    continue
                 log.warning("turn %s: lease lost; stopping", turn_id)
             cancel.set()
 
@@ -112,9 +117,14 @@ class TurnSupervisor:
             await asyncio.gather(*pending, return_exceptions=True)
         await _stop_task(self._heartbeat)
 
+    def _closing(self, turn_id: uuid.UUID) -> bool:
+        run = self._runs.get(turn_id)
+        return run is not None and run.closing
+
     def _forget(self, turn_id: uuid.UUID) -> None:
         self._tasks.pop(turn_id, None)
         self._cancels.pop(turn_id, None)
+        self._runs.pop(turn_id, None)
 
 
 async def _stop_task(task: asyncio.Task[None] | None) -> None:

@@ -9,6 +9,7 @@ masked (and logged) like in queries."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
@@ -22,7 +23,7 @@ from graph.errors import MASKED_MESSAGE
 from graph.permissions import IsAuthenticated
 from graph.request_context import current_request_id
 from graph.sessions.api import readable_session
-from graph.subscriptions.replay import turn_events
+from graph.subscriptions.replay import merged_live, turn_events
 from graph.subscriptions.types import TurnEventInterface, to_graphql
 from graph.turns.api import readable_turn
 
@@ -30,10 +31,10 @@ log = logging.getLogger("pantheon.graphql.subscriptions")
 
 
 def _coded(error: Exception, last_sequence: int) -> GraphQLError:
-    if isinstance(error, SlowConsumer):
+    if isinstance(error, SlowConsumer):  # EVENTS_UNAVAILABLE too: its own code, same resume
         return GraphQLError(
-            f"subscriber too slow; resubscribe with afterSequence: {last_sequence}",
-            extensions={"code": SlowConsumer.code, "lastSequence": last_sequence},
+            f"{error.summary}; resubscribe with afterSequence: {last_sequence}",
+            extensions={"code": error.code, "lastSequence": last_sequence},
         )
     if isinstance(error, PantheonError):
         return GraphQLError(error.message, extensions={"code": error.code})
@@ -102,7 +103,8 @@ class Subscriptions:
         runtime = info.context.runtime
         live = runtime.broker.subscribe_session(session.id, buffer=runtime.limits.subscriber_buffer)
         try:
-            async for event in _emit(info, live):
-                yield event
+            async with contextlib.aclosing(merged_live(live)) as events:
+                async for event in _emit(info, events):
+                    yield event
         finally:
             await live.aclose()

@@ -4,6 +4,9 @@ Subscribe first, then read the outbox (durable events) and the broker's retained
 included); merge them by sequence without duplicates, emit in order, then follow the live
 subscription, skipping sequences already emitted. Nothing published after the subscription began
 can be missed, and nothing before it that still exists is left out.
+
+Deltas that are there together (retained ones on replay; live ones that queued up while the
+subscriber was busy) go out merged (`merge_deltas`), so a lagging subscriber catches up.
 """
 
 from __future__ import annotations
@@ -11,7 +14,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator
 
-from domain.turns.events import EventBroker, OutboxReads, TurnEvent, TurnEventType
+from domain.turns.events import (
+    EventBroker,
+    EventSubscription,
+    OutboxReads,
+    TurnEvent,
+    TurnEventType,
+    merge_deltas,
+)
 
 
 async def turn_events(
@@ -28,24 +38,39 @@ async def turn_events(
     try:
         stored = await outbox.events_after(turn_id, after=0)
         finished = any(e.type is TurnEventType.TURN_FINISHED for e in stored)
-        merged = {e.sequence: e for e in stored if e.sequence > after}
+        known = {e.sequence: e for e in stored if e.sequence > after}
         for event in await broker.retained(turn_id, after=after):
-            merged.setdefault(event.sequence, event)
+            known.setdefault(event.sequence, event)
         emitted = after
-        for sequence in sorted(merged):
-            event = merged[sequence]
-            emitted = sequence
+        for event in merge_deltas(known[sequence] for sequence in sorted(known)):
+            emitted = event.sequence
             yield event
             if event.type is TurnEventType.TURN_FINISHED:
                 return
         if finished:  # it ended at or before `after`
             return
-        async for event in live:
-            if event.sequence <= emitted:
-                continue
-            emitted = event.sequence
-            yield event
-            if event.type is TurnEventType.TURN_FINISHED:
-                return
+        while (ready := await next_ready(live)) is not None:
+            for event in merge_deltas(e for e in ready if e.sequence > emitted):
+                emitted = event.sequence
+                yield event
+                if event.type is TurnEventType.TURN_FINISHED:
+                    return
     finally:
         await live.aclose()
+
+
+async def next_ready(live: EventSubscription) -> list[TurnEvent] | None:
+    """What a live subscription has at its next wake-up: the event awaited and every event
+    that queued up behind it, in order; None when it has ended."""
+    try:
+        event = await anext(live)
+    except StopAsyncIteration:
+        return None
+    return [event, *live.take_ready()]
+
+
+async def merged_live(live: EventSubscription) -> AsyncGenerator[TurnEvent, None]:
+    """A live subscription's events, with the deltas that queued up merged."""
+    while (ready := await next_ready(live)) is not None:
+        for event in merge_deltas(ready):
+            yield event

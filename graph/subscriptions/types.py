@@ -50,11 +50,18 @@ class AgentStartedEvent(TurnEventInterface):
     position: int
 
 
-@strawberry.type(name="AgentDelta")
+@strawberry.type(
+    name="AgentDelta",
+    description="a piece of an agent's answer. Deltas that queued up for a busy subscriber "
+    "arrive merged: one delta covers sequences firstSequence..sequence, its text theirs joined",
+)
 class AgentDeltaEvent(TurnEventInterface):
     agent_key: str
     position: int
     text: str
+    first_sequence: int = strawberry.field(
+        description="the first sequence this delta covers (equal to `sequence` unless merged)"
+    )
 
 
 @strawberry.type(name="AgentFinished")
@@ -134,6 +141,7 @@ def to_graphql(event: TurnEvent) -> TurnEventInterface:
                 agent_key=str(payload["agent_key"]),
                 position=int(str(payload["position"])),
                 text=str(payload["text"]),
+                first_sequence=int(str(payload.get("first_sequence", event.sequence))),
             )
         case TurnEventType.AGENT_FINISHED:
             return AgentFinishedEvent(

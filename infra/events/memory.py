@@ -78,6 +78,13 @@ class _Subscription:
             self._wakeup.clear()
             await self._wakeup.wait()
 
+    def take_ready(self) -> list[TurnEvent]:
+        ready = list(self._queue)
+        self._queue.clear()
+        if ready:
+            self.last_delivered = ready[-1].sequence
+        return ready
+
     async def aclose(self) -> None:
         self._closed = True
         self._queue.clear()

@@ -6,9 +6,15 @@ Key layout (PREFIX = `PANTHEON_REDIS_KEY_PREFIX`, default `pantheon`):
 - `PREFIX:session:<session id>` a stream of every event of the session's turns
 - `PREFIX:cancel`               a pub/sub channel carrying turn ids to stop
 
-Each `XADD` trims its stream with `MAXLEN ~ max_stream_length` and every publish renews the
-stream's `EXPIRE` to the retention window, so Redis memory stays bounded by
-(active streams x max length) and idle streams vanish on their own.
+Each `XADD` trims its stream with `MAXLEN ~ max_stream_length`, and a stream's `EXPIRE` is
+renewed to the retention window when this process first writes it and then at most every
+tenth of that window, so Redis memory stays bounded by (active streams x max length) and idle
+streams vanish on their own (within 1.1 x the retention window).
+
+Publishes are group-committed: every turn of the process appends to one queue and a single
+writer sends whatever has queued up as one pipeline, so a hundred streaming turns cost one
+round trip per flush instead of one each. `publish` returns once its events are written (or
+given up), in order per turn.
 
 Publishing never raises and never waits long: a Redis error is logged once per outage, further
 publishes are skipped for `retry_after_seconds`, and durable events stay replayable from the
@@ -24,7 +30,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,22 +38,16 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from domain.turns.events import SlowConsumer, TurnEvent
+from domain.turns.events import TurnEvent
 from infra.events import codec
+from infra.events.redis_reader import (
+    EventsUnavailable,
+    SharedStreamReader,
+    StreamSubscription,
+)
 from infra.settings import SettingsError
 
 log = logging.getLogger("pantheon.events.redis")
-
-
-class EventsUnavailable(SlowConsumer):
-    """The broker lost Redis under a live subscription. Like `SlowConsumer`, the client resumes
-    with `afterSequence` = `last_delivered` (durable events replay from the outbox)."""
-
-    code = "EVENTS_UNAVAILABLE"
-
-    def __init__(self, last_delivered: int) -> None:
-        super().__init__(last_delivered)
-        self.args = (f"event stream unavailable; resume after sequence {last_delivered}",)
 
 
 class RedisUnavailable(SettingsError):
@@ -63,6 +62,11 @@ def describe_url(url: str) -> str:
     return f"{parts.scheme}://{host}:{port}{parts.path or '/0'}"
 
 
+def client_name(prefix: str) -> str:
+    """`pantheon-<prefix>`, as Redis accepts a connection name (no spaces or newlines)."""
+    return "pantheon-" + "".join(c if c.isprintable() and not c.isspace() else "_" for c in prefix)
+
+
 class RedisEventBroker:
     def __init__(
         self,
@@ -75,7 +79,7 @@ class RedisEventBroker:
         retry_after_seconds: float = 1.0,
         block_ms: int = 1_000,
         connect_timeout_seconds: float = 2.0,
-        max_subscriptions: int = 5_000,
+        read_count: int = 1_000,
     ) -> None:
         self.prefix = prefix
         self.retention_seconds = retention_seconds
@@ -90,16 +94,26 @@ class RedisEventBroker:
             "socket_connect_timeout": connect_timeout_seconds,
             "socket_timeout": block_ms / 1000 + 5.0,  # above XREAD BLOCK, below a hung turn
             "retry": Retry(NoBackoff(), 0),  # this broker decides when to try again
+            # Names its connections, so `CLIENT LIST` shows which are Pantheon's, and whose.
+            "client_name": client_name(prefix),
         }
         self._redis: Any = Redis.from_url(url, **options)  # redis-py stubs: untyped replies
-        # Every live subscription holds a connection in XREAD BLOCK. They get a pool of their
-        # own, so a hundred subscribers can never starve publishing, replay or cancels.
-        self._readers: Any = Redis.from_url(url, max_connections=max_subscriptions, **options)
+        # The shared reader's connection sits in XREAD BLOCK: a client of its own, so it never
+        # holds up publishing, replay or cancels.
+        self._reader_client: Any = Redis.from_url(url, max_connections=2, **options)
+        self._reader = SharedStreamReader(
+            self._reader_client, self._redis, prefix=prefix, block_ms=block_ms, count=read_count
+        )
+        self._reader.describe(self.where)
         self._clock_offset_ms = 0.0  # Redis server time minus local time, set by `check`
         self._clock_margin_ms = 50.0  # how far back a new subscription starts (clock error)
         self._publish_paused_until = 0.0
         self._failing = False
-        self._subscriptions: set[_StreamSubscription] = set()
+        self._queued: list[TurnEvent] = []
+        self._queued_waiters: list[asyncio.Future[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._expiry_renewed: dict[str, float] = {}  # key -> when this process last renewed it
+        self._expiry_pruned = 0.0
         self._callbacks: list[Callable[[uuid.UUID], None]] = []
         self._listener: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()  # the cancel channel is subscribed (tests wait on it)
@@ -143,25 +157,47 @@ class RedisEventBroker:
     async def publish(self, events: tuple[TurnEvent, ...]) -> None:
         if not events or self._closed:
             return
-        now = time.monotonic()
-        if now < self._publish_paused_until:
+        if time.monotonic() < self._publish_paused_until:
             log.debug("redis unavailable; %d event(s) not published", len(events))
             return
+        written = asyncio.get_running_loop().create_future()
+        self._queued.extend(events)
+        self._queued_waiters.append(written)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued(), name="redis-publisher")
+        # Shielded: a caller cancelled while waiting must not cancel the shared write.
+        await asyncio.shield(written)
+
+    async def _write_queued(self) -> None:
+        """The single writer: sends what has queued up, one pipeline per round, until the queue
+        is empty. Never raises."""
+        while self._queued:
+            events, waiters = tuple(self._queued), self._queued_waiters
+            self._queued, self._queued_waiters = [], []
+            try:
+                if time.monotonic() >= self._publish_paused_until:
+                    await self._write(events)
+                else:
+                    self._end_subscriptions_of(events)
+            finally:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    async def _write(self, events: tuple[TurnEvent, ...]) -> None:
         try:
             async with asyncio.timeout(self.publish_timeout_seconds):
                 pipe = self._redis.pipeline(transaction=False)
-                keys: set[str] = set()
                 for event in events:
                     entry = {codec.FIELD: codec.encode(event)}
                     for key in (self.turn_key(event.turn_id), self.session_key(event.session_id)):
                         pipe.xadd(key, entry, maxlen=self.max_stream_length, approximate=True)
-                        keys.add(key)
-                ttl = max(1, int(self.retention_seconds))
-                for key in keys:
-                    pipe.expire(key, ttl)
+                for key in self._expiries_due(events):
+                    pipe.expire(key, max(1, int(self.retention_seconds)))
                 await pipe.execute()
         except Exception as exc:  # never raise into a turn
             self._publish_paused_until = time.monotonic() + self.retry_after_seconds
+            self._expiry_renewed.clear()  # what failed may not have been renewed
             self._end_subscriptions_of(events)
             if not self._failing:
                 self._failing = True
@@ -177,14 +213,31 @@ class RedisEventBroker:
             self._failing = False
             log.warning("publishing turn events to Redis at %s works again", self.where)
 
+    def _expiries_due(self, events: tuple[TurnEvent, ...]) -> set[str]:
+        """Keys whose EXPIRE this process has not renewed within a tenth of the retention
+        window (an EXPIRE per event would double the commands of a streaming turn)."""
+        now = time.monotonic()
+        every = self.retention_seconds / 10
+        if now - self._expiry_pruned > every:
+            self._expiry_pruned = now
+            self._expiry_renewed = {
+                key: at for key, at in self._expiry_renewed.items() if now - at < every
+            }
+        due: set[str] = set()
+        for event in events:
+            for key in (self.turn_key(event.turn_id), self.session_key(event.session_id)):
+                if now - self._expiry_renewed.get(key, -every) >= every:
+                    due.add(key)
+                    self._expiry_renewed[key] = now
+        return due
+
     def _end_subscriptions_of(self, events: tuple[TurnEvent, ...]) -> None:
         """Live subscribers of these turns and sessions missed events that never reached Redis:
         they end with EVENTS_UNAVAILABLE and resume from the outbox, never with a silent gap."""
         keys = {self.turn_key(e.turn_id) for e in events}
         keys |= {self.session_key(e.session_id) for e in events}
-        for subscription in list(self._subscriptions):
-            if subscription.key in keys:
-                subscription.fail(EventsUnavailable)
+        for subscription in self._reader.subscriptions_of(keys):
+            subscription.fail(EventsUnavailable)
 
     async def last_sequence(self, turn_id: uuid.UUID) -> int:
         try:
@@ -207,30 +260,27 @@ class RedisEventBroker:
 
     # --- subscriptions -----------------------------------------------------------------------
 
-    def subscribe_turn(self, turn_id: uuid.UUID, *, buffer: int) -> _StreamSubscription:
+    def subscribe_turn(self, turn_id: uuid.UUID, *, buffer: int) -> StreamSubscription:
         return self._subscribe(self.turn_key(turn_id), buffer)
 
-    def subscribe_session(self, session_id: uuid.UUID, *, buffer: int) -> _StreamSubscription:
+    def subscribe_session(self, session_id: uuid.UUID, *, buffer: int) -> StreamSubscription:
         return self._subscribe(self.session_key(session_id), buffer)
 
-    def _subscribe(self, key: str, buffer: int) -> _StreamSubscription:
+    def _subscribe(self, key: str, buffer: int) -> StreamSubscription:
         # Live from now: stream ids are Redis's clock in ms, so "now" is an id. It starts a
         # few ms back (the clock error): events published just before subscribing may also
         # come, never fewer; a consumer replaying first dedupes by sequence anyway.
         now_ms = int(time.time() * 1000 + self._clock_offset_ms - self._clock_margin_ms)
-        subscription = _StreamSubscription(self, key, f"{now_ms}-0", buffer)
+        subscription = StreamSubscription(self._reader, key, f"{now_ms}-0", buffer)
         if self._closed:
-            subscription.end_now()
+            subscription.stop()
         else:
-            self._subscriptions.add(subscription)
+            self._reader.add(subscription)
         return subscription
 
     @property
     def active_subscriptions(self) -> int:
-        return len(self._subscriptions)
-
-    def _forget(self, subscription: _StreamSubscription) -> None:
-        self._subscriptions.discard(subscription)
+        return self._reader.subscriber_count
 
     # --- cancel ------------------------------------------------------------------------------
 
@@ -302,13 +352,16 @@ class RedisEventBroker:
     # --- shutdown ----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Ends every live subscription and the cancel listener, then closes the pool. Readers
-        stop at their next `XREAD BLOCK` return (cancelling a redis-py call mid-read can stall
-        on its disconnect), so this takes at most about `block_ms`."""
+        """Ends every live subscription and the cancel listener, writes what is queued, then
+        closes the pools. The shared reader stops at its next `XREAD BLOCK` return, so this
+        takes at most about `block_ms`."""
         if self._closed:
             return
         self._closed = True
-        tasks = [task for sub in list(self._subscriptions) if (task := sub.stop()) is not None]
+        await self._reader.aclose(wait_seconds=self.block_ms / 1000 + 1.5)
+        tasks: list[asyncio.Task[None]] = []
+        if self._writer is not None:
+            tasks.append(self._writer)  # what is queued is written (or given up) first
         if self._listener is not None:
             tasks.append(self._listener)
             self._listener = None
@@ -318,107 +371,5 @@ class RedisEventBroker:
         for task in pending:
             task.cancel()
         self.listening.clear()
-        await self._readers.aclose(close_connection_pool=True)
+        await self._reader_client.aclose(close_connection_pool=True)
         await self._redis.aclose(close_connection_pool=True)
-
-
-class _StreamSubscription:
-    """Reads one stream with `XREAD BLOCK` in a background task into a bounded buffer. An
-    overflow ends it with `SlowConsumer`; a Redis failure with `EventsUnavailable`."""
-
-    def __init__(self, broker: RedisEventBroker, key: str, start_id: str, buffer: int) -> None:
-        self._broker = broker
-        self._key = key
-        self._cap = max(1, buffer)
-        self._buffer: deque[TurnEvent] = deque()
-        self._wakeup = asyncio.Event()
-        self._end: type[SlowConsumer] | None = None
-        self._reader_done = False
-        self._finished = False  # the consumer has been told the subscription ended
-        self._last_delivered = 0
-        self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
-            self._read(start_id), name=f"redis-xread {key}"
-        )
-
-    def __aiter__(self) -> _StreamSubscription:
-        return self
-
-    @property
-    def key(self) -> str:
-        return self._key
-
-    def fail(self, end: type[SlowConsumer]) -> None:
-        """Ends the subscription at its next read with `end`; the client resumes from the
-        outbox after the last event it got."""
-        if self._end is None:
-            self._end = end
-        self._wakeup.set()
-
-    async def __anext__(self) -> TurnEvent:
-        while True:
-            if self._finished:
-                raise StopAsyncIteration
-            if self._end is not None:
-                self._finished = True
-                self._buffer.clear()
-                raise self._end(self._last_delivered)
-            if self._buffer:
-                event = self._buffer.popleft()
-                self._last_delivered = event.sequence
-                return event
-            if self._reader_done:
-                self._finished = True
-                raise StopAsyncIteration
-            self._wakeup.clear()
-            await self._wakeup.wait()
-
-    async def aclose(self) -> None:
-        self.stop()
-
-    def stop(self) -> asyncio.Task[None] | None:
-        """Ends the subscription at once; its reader exits at its next `XREAD` return."""
-        self._finished = True
-        self._buffer.clear()
-        self._broker._forget(self)
-        self._wakeup.set()
-        task, self._task = self._task, None
-        return task
-
-    def end_now(self) -> None:
-        self.stop()
-
-    async def _read(self, last_id: str) -> None:
-        redis = self._broker._readers
-        try:
-            while True:
-                if self._finished:
-                    return
-                reply = await redis.xread(
-                    {self._key: last_id}, count=self._cap + 1, block=self._broker.block_ms
-                )
-                if self._finished:
-                    return
-                streams = reply.items() if isinstance(reply, dict) else (reply or [])
-                for _key, entries in streams:
-                    for entry_id, fields in entries:
-                        last_id = entry_id
-                        if len(self._buffer) >= self._cap:
-                            self._end = SlowConsumer
-                            return
-                        self._buffer.append(codec.decode(fields[codec.FIELD]))
-                self._wakeup.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if not self._finished:
-                log.warning(
-                    "a live event subscription lost Redis at %s (%s); it ends with %s",
-                    self._broker.where,
-                    type(exc).__name__,
-                    EventsUnavailable.code,
-                )
-                self._end = EventsUnavailable
-        finally:
-            self._reader_done = True
-            self._broker._forget(self)
-            self._wakeup.set()

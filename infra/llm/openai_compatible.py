@@ -141,13 +141,16 @@ class OpenAICompatibleClient:
                 try:
                     response = await self._open(payload, deadline, recorder, stream=True)
                     try:
-                        async with contextlib.aclosing(self._events(response, deadline)) as events:
-                            async for data in events:
-                                if data == DONE:
+                        async with contextlib.aclosing(self._events(response, deadline)) as reads:
+                            async for batch in reads:
+                                texts: list[str] = []
+                                try:
+                                    done = _absorb_read(batch, progress, recorder, texts)
+                                finally:  # a bad chunk fails the attempt after those before it
+                                    if texts:
+                                        yield TextDelta(text="".join(texts))
+                                if done:
                                     break
-                                text = progress.absorb(parse_chunk(data), recorder)
-                                if text:
-                                    yield TextDelta(text=text)
                             else:
                                 progress.check_ended_cleanly()
                     finally:
@@ -260,3 +263,18 @@ class OpenAICompatibleClient:
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "[redacted]") if self._secret else text
+
+
+def _absorb_read(
+    batch: list[str], progress: StreamProgress, recorder: CallRecorder, texts: list[str]
+) -> bool:
+    """Appends to ``texts`` the text of the chunks one network read brought; True once
+    ``[DONE]`` came. The caller hands them on as one delta: chunks that arrived together reach
+    it together, so a loaded process does the per-delta work (events, fan-out) once per read
+    instead of once per chunk."""
+    for data in batch:
+        if data == DONE:
+            return True
+        if text := progress.absorb(parse_chunk(data), recorder):
+            texts.append(text)
+    return False

@@ -20,17 +20,21 @@ _DRAIN_GRACE = 0.25  # seconds we wait after [DONE] for the body's end before dr
 
 async def read_events(
     response: httpx.Response, *, deadline: float, read_timeout: float, total: float
-) -> AsyncGenerator[str, None]:
-    """The ``data`` of each event as it arrives, ``[DONE]`` last; raises ``AttemptFailure``."""
+) -> AsyncGenerator[list[str], None]:
+    """The ``data`` of the events each network read completes, one list per read (``[DONE]``
+    last); raises ``AttemptFailure``. Batching by read lets the caller merge what arrived
+    together: a busy process then handles fewer, larger deltas, and an idle one still sees
+    each delta as soon as it is written."""
     decoder = SSEDecoder()
     chunks = response.aiter_text()
     try:
         while True:
             text = await _read(chunks, deadline, read_timeout, total)
-            for event in decoder.feed(text) if text is not None else decoder.close():
-                if event == DONE:
-                    await _drain(chunks, deadline)
-                yield event
+            events = decoder.feed(text) if text is not None else decoder.close()
+            if DONE in events:
+                await _drain(chunks, deadline)
+            if events:
+                yield events
             if text is None:
                 return
     except MalformedSSE as exc:

@@ -250,3 +250,33 @@ async def test_cancel_request_reaches_the_registered_callback(pair: Pair) -> Non
             await pair.publisher.request_cancel(turn)
             await asyncio.sleep(0.05)
     assert set(seen) == {turn}
+
+
+async def test_take_ready_hands_over_what_queued_up_without_waiting(pair: Pair) -> None:
+    turn, session = uuid.uuid4(), uuid.uuid4()
+    subscription = pair.subscriber.subscribe_turn(turn, buffer=50)
+    try:
+        assert subscription.take_ready() == []  # nothing yet: never waits
+        await pair.publisher.publish(tuple(event(turn, session, s) for s in range(1, 6)))
+        first = await take(subscription, 1)  # the reader has delivered by now
+        rest: list[TurnEvent] = []
+        async with asyncio.timeout(WAIT):
+            while len(first) + len(rest) < 5:
+                rest += subscription.take_ready()
+                await asyncio.sleep(0.01)
+        assert [e.sequence for e in first + rest] == [1, 2, 3, 4, 5]
+        assert subscription.take_ready() == []
+        await pair.publisher.publish((event(turn, session, 6),))
+        assert [e.sequence for e in await take(subscription, 1)] == [6]
+    finally:
+        await subscription.aclose()
+
+
+async def test_take_ready_gives_nothing_once_the_subscription_ended(pair: Pair) -> None:
+    turn, session = uuid.uuid4(), uuid.uuid4()
+    subscription = pair.subscriber.subscribe_turn(turn, buffer=10)
+    await pair.publisher.publish((event(turn, session, 1),))
+    await take(subscription, 1)
+    await subscription.aclose()
+    await pair.publisher.publish((event(turn, session, 2),))
+    assert subscription.take_ready() == []

@@ -26,6 +26,7 @@ from infra.events.redis_broker import (
     EventsUnavailable,
     RedisEventBroker,
     RedisUnavailable,
+    client_name,
     describe_url,
 )
 from infra.settings import Settings
@@ -53,7 +54,7 @@ async def shared() -> AsyncIterator[tuple[str, str]]:
     yield url, prefix
     cleaner = Redis.from_url(url)
     try:
-        keys = [key async for key in cleaner.scan_iter(match=f"{prefix}:*", count=500)]
+        keys = [key async for key in cleaner.scan_iter(match=f"{prefix}*", count=500)]
         if keys:
             await cleaner.delete(*keys)
     finally:
@@ -189,8 +190,8 @@ async def test_processes_share_one_redis(shared: tuple[str, str]) -> None:
 
 @pytest.mark.redis
 async def test_many_live_subscribers_never_starve_publishing(shared: tuple[str, str]) -> None:
-    # given: more live subscriptions than redis-py's default pool of 100 connections, each one
-    # holding a connection in XREAD BLOCK (bench/stream_latency.py found publishing starved)
+    # given: more live subscriptions than redis-py's default pool of 100 connections (once each
+    # held a connection in XREAD BLOCK, and bench/stream_latency.py found publishing starved)
     url, prefix = shared
     broker = RedisEventBroker(url, prefix=prefix, block_ms=200)
     try:
@@ -208,6 +209,13 @@ async def test_many_live_subscribers_never_starve_publishing(shared: tuple[str, 
         for subscription in subscriptions:
             assert [e.sequence for e in await take(subscription, 2)] == [1, 2]
         assert await broker.last_sequence(turns[-1]) == 2
+        # and one shared reader serves them all: a connection per subscriber would be 120
+        raw = Redis.from_url(url, decode_responses=True)
+        try:
+            ours = [c for c in await raw.client_list() if c["name"] == client_name(prefix)]
+        finally:
+            await raw.aclose()
+        assert 1 < len(ours) <= 3, ours  # the publisher's, the reader's (and a spare)
         for subscription in subscriptions:
             await subscription.aclose()
     finally:
@@ -387,3 +395,46 @@ async def test_a_cancel_sent_to_one_process_stops_the_turn_running_on_another_at
         await eventually(stopped, within=3)
         [call] = fake_openai.requests(model="qwen-plus")
         assert call.disconnected_at is not None
+
+
+def test_a_lost_event_stream_reaches_the_client_as_events_unavailable() -> None:
+    from graph.subscriptions.api import _coded
+
+    error = _coded(EventsUnavailable(7), 7)
+    assert error.extensions == {"code": "EVENTS_UNAVAILABLE", "lastSequence": 7}
+    assert error.message == "event stream unavailable; resubscribe with afterSequence: 7"
+    slow = _coded(SlowConsumer(3), 3)
+    assert slow.extensions == {"code": "SLOW_CONSUMER", "lastSequence": 3}
+
+
+@pytest.mark.redis
+async def test_with_redis_the_next_turn_can_start_as_soon_as_turn_finished_arrives(
+    turn_settings: Settings,
+    shared: tuple[str, str],
+    alice: Actor,
+    fake_openai: FakeOpenAIServer,
+) -> None:
+    from tests.integration.test_subscriptions import (
+        PROGRESS,
+        _serve,
+        collect,
+        new_session,
+        script_agents,
+        start_turn,
+    )
+
+    url, prefix = shared
+    settings = turn_settings.model_copy(update={"redis_url": url, "redis_key_prefix": prefix})
+    script_agents(fake_openai, token_delay=0.0)
+    app = create_app(settings, migrate_on_start=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as http,
+    ):
+        gql = GraphQL(http)
+        session = await new_session(gql, alice)
+        async for ws_url in _serve(app):
+            for _ in range(8):
+                turn_id = await start_turn(gql, alice, session)
+                events = await collect(ws_url, alice, PROGRESS, {"id": turn_id})
+                assert events[-1]["__typename"] == "TurnFinished"

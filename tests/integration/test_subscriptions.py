@@ -20,6 +20,7 @@ from infra.settings import Settings
 from tests.conftest import Actor, GraphQL
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.turns_support import MANAGER_MODEL
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,7 +36,7 @@ PROGRESS = """subscription($id: ID!, $after: Int) {
     __typename turnId sessionId sequence at
     ... on RoutingDecided { routing { selectedAgentKeys } }
     ... on AgentStarted { agentKey position }
-    ... on AgentDelta { agentKey position text }
+    ... on AgentDelta { agentKey position text firstSequence }
     ... on AgentFinished { message { id position content status } }
     ... on SummaryUpdated { summary { id } }
     ... on TurnStarted { turn { id } }
@@ -126,14 +127,14 @@ async def new_session(gql: GraphQL, actor: Actor) -> str:
     return session_id
 
 
-async def start_turn(gql: GraphQL, actor: Actor, session: str) -> str:
+async def start_turn(gql: GraphQL, actor: Actor, session: str, mode: str = "ROUNDTABLE") -> str:
     body = await gql(
         RUN,
         {
             "input": {
                 "sessionId": session,
                 "message": "review the plan",
-                "mode": "ROUNDTABLE",
+                "mode": mode,
                 "waitForCompletion": False,
             }
         },
@@ -166,9 +167,18 @@ async def wait_finished(gql: GraphQL, actor: Actor, turn_id: str) -> dict[str, A
             await asyncio.sleep(0.05)
 
 
+def covered(events: list[dict[str, Any]]) -> list[int]:
+    """The sequences the events cover, in order: a merged AgentDelta covers
+    firstSequence..sequence."""
+    sequences: list[int] = []
+    for event in events:
+        sequences += range(event.get("firstSequence", event["sequence"]), event["sequence"] + 1)
+    return sequences
+
+
 def assert_complete_history(events: list[dict[str, Any]], turn: dict[str, Any]) -> None:
-    sequences = [e["sequence"] for e in events]
-    assert sequences == list(range(1, len(events) + 1)), sequences
+    sequences = covered(events)
+    assert sequences == list(range(1, len(sequences) + 1)), sequences
     assert events[0]["__typename"] == "TurnStarted"
     assert events[-1]["__typename"] == "TurnFinished"
     assert events[-1]["turn"]["status"] == turn["status"] == "COMPLETED"
@@ -203,6 +213,40 @@ async def test_a_subscriber_after_the_mutation_gets_every_event_in_order(
     assert {e["sessionId"] for e in events} == {session}
 
 
+async def test_an_orchestrator_turn_streams_every_event_after_the_manager_routed_it(
+    ws_url: str, turn_gql: GraphQL, alice: Actor, fake_openai: FakeOpenAIServer
+) -> None:
+    # given: the manager picks all three agents, in another order than the roster's
+    script_agents(fake_openai)
+    picks = '{"selected_agent_keys": ["writer", "qwen", "deepseek"]}'
+    fake_openai.set_default(FakeResponse(content=picks), model=MANAGER_MODEL)
+    session = await new_session(turn_gql, alice)
+
+    # when: subscribed after the mutation returned
+    turn_id = await start_turn(turn_gql, alice, session, mode="ORCHESTRATOR")
+    events = await collect(ws_url, alice, PROGRESS, {"id": turn_id})
+
+    # then
+    turn = await turn_state(turn_gql, alice, turn_id)
+    assert_complete_history(events, turn)
+    [routed] = [e for e in events if e["__typename"] == "RoutingDecided"]
+    assert routed["routing"]["selectedAgentKeys"] == ["writer", "qwen", "deepseek"]
+    assert [m["agent"]["key"] for m in turn["messages"]] == ["writer", "qwen", "deepseek"]
+
+
+async def test_the_next_turn_can_start_as_soon_as_turn_finished_arrives(
+    ws_url: str, turn_gql: GraphQL, alice: Actor, fake_openai: FakeOpenAIServer
+) -> None:
+    # TurnFinished is published after the turn's closing commit: a client that starts the
+    # next turn on receiving it is never told that a turn of the session is still running.
+    script_agents(fake_openai, token_delay=0.0)
+    session = await new_session(turn_gql, alice)
+    for _ in range(8):
+        turn_id = await start_turn(turn_gql, alice, session)
+        events = await collect(ws_url, alice, PROGRESS, {"id": turn_id})
+        assert events[-1]["__typename"] == "TurnFinished"
+
+
 async def test_resuming_after_a_sequence_gives_the_rest_without_duplicates(
     ws_url: str, turn_gql: GraphQL, alice: Actor, fake_openai: FakeOpenAIServer
 ) -> None:
@@ -211,9 +255,11 @@ async def test_resuming_after_a_sequence_gives_the_rest_without_duplicates(
     turn_id = await start_turn(turn_gql, alice, session)
 
     first = await collect(ws_url, alice, PROGRESS, {"id": turn_id}, limit=5)
-    rest = await collect(ws_url, alice, PROGRESS, {"id": turn_id, "after": 5})
+    last = first[-1]["sequence"]
+    rest = await collect(ws_url, alice, PROGRESS, {"id": turn_id, "after": last})
 
-    assert [e["sequence"] for e in first] == [1, 2, 3, 4, 5]
+    assert covered(first) == list(range(1, last + 1))
+    assert covered(rest)[0] == last + 1
     turn = await turn_state(turn_gql, alice, turn_id)
     assert_complete_history(first + rest, turn)
 

@@ -446,6 +446,42 @@ async def test_a_cancel_from_another_process_reaches_the_runner_through_its_hear
     assert (await counts(database))["usage_records"] == 1
 
 
+async def test_a_heartbeat_just_after_the_turn_closed_is_not_a_lost_lease(
+    turn_app: Any,
+    turn_gql: GraphQL,
+    alice: Actor,
+    fake_openai: FakeOpenAIServer,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # given: a heartbeat that runs right after the runner committed its close (the turn is no
+    # longer RUNNING, but the run has not left the supervisor yet), as happens under load
+    supervisor = turn_app.state.runtime.supervisor
+    broker = supervisor.publisher
+    publish = broker.publish
+    beats: list[TurnStatus] = []
+
+    async def publish_then_beat(events: tuple[TurnEvent, ...]) -> None:
+        await publish(events)
+        if any(e.type == "TurnFinished" for e in events):
+            turn_id = events[0].turn_id
+            beats.append((await turn_row(database, turn_id))[0])
+            await supervisor.beat_once()
+
+    monkeypatch.setattr(broker, "publish", publish_then_beat)
+    session = await new_session(turn_gql, alice)
+
+    # when
+    with caplog.at_level("WARNING", logger="pantheon.turns.supervisor"):
+        turn = await turn_gql(RUN, run_input(session), as_=alice)
+
+    # then: the beat saw a closed turn and left it alone
+    assert turn["data"]["runTurn"]["status"] == "COMPLETED", turn
+    assert beats == ["COMPLETED"]
+    assert "lease lost" not in caplog.text
+
+
 async def test_a_server_stop_mid_agent_stops_the_call_and_keeps_what_it_spent(
     turn_app: Any,
     turn_gql: GraphQL,
