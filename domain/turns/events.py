@@ -46,14 +46,21 @@ class EventPublisher(Protocol):
         ...
 
 
-def merge_deltas(events: Iterable[TurnEvent]) -> list[TurnEvent]:
+MERGED_DELTA_MAX_CHARS = 16_384  # one merged delta stays one modest WebSocket frame
+
+
+def merge_deltas(
+    events: Iterable[TurnEvent], *, max_chars: int = MERGED_DELTA_MAX_CHARS
+) -> list[TurnEvent]:
     """`events` with each run of consecutive deltas of one agent in one turn merged into one
     delta: its text is theirs, joined; its sequence is the run's last (where a client resumes)
     and its payload's `first_sequence` the run's first, so the covered sequences stay visible
     and gap-free. Subscribers merge what queued up while they were busy: a subscriber that
-    falls behind catches up with fewer, larger events instead of falling further behind."""
+    falls behind catches up with fewer, larger events instead of falling further behind. A run
+    stops growing at `max_chars` of text (a replayed answer must not become one huge frame)."""
     merged: list[TurnEvent] = []
     run: list[TurnEvent] = []
+    run_chars = 0
 
     def flush() -> None:
         if len(run) == 1:
@@ -69,11 +76,15 @@ def merge_deltas(events: Iterable[TurnEvent]) -> list[TurnEvent]:
     for event in events:
         if event.type is not TurnEventType.AGENT_DELTA:
             flush()
+            run_chars = 0
             merged.append(event)
             continue
-        if run and not _continues(run[-1], event):
+        chars = len(str(event.payload.get("text", "")))
+        if run and (not _continues(run[-1], event) or run_chars + chars > max_chars):
             flush()
+            run_chars = 0
         run.append(event)
+        run_chars += chars
     flush()
     return merged
 

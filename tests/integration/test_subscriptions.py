@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+import websockets
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportConnectionFailed, TransportQueryError
+from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
+from websockets.typing import Subprotocol
 
 from graph.app import create_app
 from infra.settings import Settings
@@ -40,7 +44,7 @@ PROGRESS = """subscription($id: ID!, $after: Int) {
     ... on AgentFinished { message { id position content status } }
     ... on SummaryUpdated { summary { id } }
     ... on TurnStarted { turn { id } }
-    ... on TurnFinished { turn { id status } }
+    ... on TurnFinished { turn { id status messages { position content agent { key } } } }
   }
 }"""
 SESSION_EVENTS = """subscription($id: ID!) {
@@ -94,6 +98,7 @@ def transport(url: str, token: str | None) -> WebsocketsTransport:
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
         init_payload=payload,
         connect_timeout=10,
+        connect_args={"max_size": None},  # a finished turn's messages may exceed 1 MB
     )
 
 
@@ -221,14 +226,29 @@ async def test_an_orchestrator_turn_streams_every_event_after_the_manager_routed
     picks = '{"selected_agent_keys": ["writer", "qwen", "deepseek"]}'
     fake_openai.set_default(FakeResponse(content=picks), model=MANAGER_MODEL)
     session = await new_session(turn_gql, alice)
+    http = HTTPXAsyncTransport(
+        url=ws_url.replace("ws://", "http://", 1),
+        headers={"Authorization": f"Bearer {alice.token}"},
+    )
 
-    # when: subscribed after the mutation returned
-    turn_id = await start_turn(turn_gql, alice, session, mode="ORCHESTRATOR")
-    events = await collect(ws_url, alice, PROGRESS, {"id": turn_id})
+    async with Client(transport=http) as client:  # the gql client over HTTP, as apps use it
+        # when: a turn that does not wait, subscribed (over WebSocket) after the mutation returned
+        run_input = {
+            "sessionId": session,
+            "message": "review the plan",
+            "mode": "ORCHESTRATOR",
+            "waitForCompletion": False,
+        }
+        started = await client.execute(GraphQLRequest(RUN, variable_values={"input": run_input}))
+        assert started["runTurn"]["status"] == "RUNNING"
+        turn_id = started["runTurn"]["id"]
+        events = await collect(ws_url, alice, PROGRESS, {"id": turn_id})
+        final = await client.execute(GraphQLRequest(TURN, variable_values={"id": turn_id}))
 
-    # then
-    turn = await turn_state(turn_gql, alice, turn_id)
+    # then: gap-free, each agent's deltas are its message, and TurnFinished shows the final turn
+    turn = final["turn"]
     assert_complete_history(events, turn)
+    assert events[-1]["turn"] == turn
     [routed] = [e for e in events if e["__typename"] == "RoutingDecided"]
     assert routed["routing"]["selectedAgentKeys"] == ["writer", "qwen", "deepseek"]
     assert [m["agent"]["key"] for m in turn["messages"]] == ["writer", "qwen", "deepseek"]
@@ -267,7 +287,7 @@ async def test_resuming_after_a_sequence_gives_the_rest_without_duplicates(
 async def test_a_late_subscriber_gets_the_whole_history_and_completes(
     ws_url: str, turn_gql: GraphQL, alice: Actor, fake_openai: FakeOpenAIServer
 ) -> None:
-    script_agents(fake_openai, token_delay=0.0)
+    script_agents(fake_openai, token_delay=0.005)  # deltas published one by one
     session = await new_session(turn_gql, alice)
     turn_id = await start_turn(turn_gql, alice, session)
     turn = await wait_finished(turn_gql, alice, turn_id)
@@ -279,6 +299,10 @@ async def test_a_late_subscriber_gets_the_whole_history_and_completes(
 
     assert_complete_history(events, turn)
     assert after_the_end == []
+    # the retained deltas of each agent were replayed as one merged delta
+    deltas = [e for e in events if e["__typename"] == "AgentDelta"]
+    assert [d["position"] for d in deltas] == [1, 2, 3]
+    assert all(d["firstSequence"] < d["sequence"] for d in deltas)
 
 
 async def test_another_users_turn_and_session_are_not_found(
@@ -410,29 +434,62 @@ async def test_a_slow_consumer_gets_slow_consumer_and_resumes(
 async def _slow_consumer(
     url: str, turn_gql: GraphQL, alice: Actor, fake_openai: FakeOpenAIServer
 ) -> None:
-    words = " ".join(f"w{n}" for n in range(300))
+    # given: big deltas, and a client that stops reading for a while: its socket buffers fill,
+    # the server's sends wait, and the subscription's buffer (2 events here) overflows
+    words = " ".join(f"w{n}-{'x' * 16_000}" for n in range(200))  # about 10 MB in all
     for model in ANSWERS:
         fake_openai.set_default(FakeResponse(content=words, token_delay=0.0005), model=model)
     session = await new_session(turn_gql, alice)
     turn_id = await start_turn(turn_gql, alice, session)
 
-    received: list[dict[str, Any]] = []
+    # when: it stops reading after the first event until the turn has finished
+    received, ending = await stall_then_read(
+        url, alice.token, turn_id, stall=lambda: wait_finished(turn_gql, alice, turn_id)
+    )
 
-    async def lag_behind() -> None:
-        async with asyncio.timeout(30):
-            async with Client(transport=transport(url, alice.token)) as client:
-                request = GraphQLRequest(PROGRESS, variable_values={"id": turn_id})
-                async for result in client.subscribe(request):
-                    received.append(result["turnProgress"])
-                    await asyncio.sleep(0.05)
-
-    with pytest.raises(TransportQueryError) as cut:
-        await lag_behind()
-
-    assert cut.value.errors is not None
-    assert [e["extensions"]["code"] for e in cut.value.errors] == ["SLOW_CONSUMER"]
+    # then: what came before the error is gap-free, and a resume completes the history
+    assert ending is not None, "the subscription completed: the client never fell behind"
+    assert [e["extensions"]["code"] for e in ending] == ["SLOW_CONSUMER"]
+    last = received[-1]["sequence"] if received else 0
+    assert ending[0]["extensions"]["lastSequence"] == last
     turn = await wait_finished(turn_gql, alice, turn_id)
     assert turn["status"] == "COMPLETED"
-    last = received[-1]["sequence"] if received else 0
     rest = await collect(url, alice, PROGRESS, {"id": turn_id, "after": last})
     assert_complete_history(received + rest, turn)
+
+
+async def stall_then_read(
+    url: str, token: str, turn_id: str, *, stall: Callable[[], Awaitable[Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """Subscribes over a raw graphql-transport-ws socket that buffers one message (`gql` reads
+    everything as it comes, so it never pushes back), stops reading after the first event until
+    `stall()` returns, then reads on; returns the events and the errors it ended with (None if
+    it completed)."""
+    received: list[dict[str, Any]] = []
+    async with (
+        asyncio.timeout(30),
+        websockets.connect(
+            url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            max_queue=1,
+            max_size=None,
+            close_timeout=1,
+        ) as ws,
+    ):
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        subscribe = {"query": PROGRESS, "variables": {"id": turn_id}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+        while True:
+            message = json.loads(await ws.recv())
+            if message["type"] == "complete":
+                return received, None
+            if message["type"] == "error":
+                return received, message["payload"]
+            if message["type"] == "next":
+                if message["payload"].get("errors"):
+                    return received, message["payload"]["errors"]
+                received.append(message["payload"]["data"]["turnProgress"])
+                if len(received) == 1:
+                    await stall()

@@ -90,3 +90,15 @@ def test_merging_merged_deltas_keeps_the_first_covered_sequence() -> None:
     once = merge_deltas([delta(1, "a"), delta(2, "b")])
     twice = merge_deltas([*once, delta(3, "c")])
     assert shape(twice) == [("AgentDelta", 1, 3, "abc")]
+
+
+def test_a_merged_delta_stops_growing_at_its_size_cap() -> None:
+    events = [delta(s, "x" * 4) for s in range(1, 8)]  # 7 deltas of 4 characters
+    assert shape(merge_deltas(events, max_chars=10)) == [
+        ("AgentDelta", 1, 2, "x" * 8),
+        ("AgentDelta", 3, 4, "x" * 8),
+        ("AgentDelta", 5, 6, "x" * 8),
+        ("AgentDelta", 7, 7, "x" * 4),
+    ]
+    big = delta(9, "y" * 50)
+    assert merge_deltas([big], max_chars=10) == [big]
