@@ -8,8 +8,10 @@ import contextlib
 import strawberry
 
 from domain.access import can_read_session
+from domain.enums import TurnStatus
 from domain.errors import NotFound
 from domain.turns import service
+from domain.turns.events import SlowConsumer, TurnEventType
 from domain.turns.records import Turn
 from graph.context import Info
 from graph.enums import TurnMode
@@ -17,8 +19,10 @@ from graph.ids import uuid_of
 from graph.permissions import IsAuthenticated
 from graph.turns.types import TurnNode
 
-# cancelTurn waits this long for a turn running in this process to close, so it can answer
-# with the final CANCELLED state; a turn on another process is answered as it stands.
+# cancelTurn waits this long for the turn to close, so it can answer with the final CANCELLED
+# state: on this process through its task, on another through its TurnFinished event (the
+# runner there stops on the broker's cancel request, or at its next heartbeat). A turn whose
+# runner died is answered as it stands (RUNNING, cancel requested) until the sweeper fails it.
 CANCEL_WAIT_SECONDS = 10.0
 
 
@@ -99,12 +103,27 @@ class TurnMutations:
         turn = await service.request_cancel(
             runtime.new_uow, info.context.require_viewer(), uuid_of(id, "Turn")
         )
+        if turn.status is not TurnStatus.RUNNING:
+            return TurnNode.from_record(turn)
         # The runner may live in another process: the broker tells it at once (the DB flag,
         # polled by every runner's heartbeat, stays the fallback and the source of truth).
-        runtime.supervisor.cancel_local(turn.id)
-        await runtime.broker.request_cancel(turn.id)
         task = runtime.supervisor.task_for(turn.id)
         if task is not None:
+            runtime.supervisor.cancel_local(turn.id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
+            return await _fresh(info, turn)
+        live = runtime.broker.subscribe_turn(turn.id, buffer=runtime.limits.subscriber_buffer)
+        try:
+            await runtime.broker.request_cancel(turn.id)
+            current = await _fresh(info, turn)  # it may have closed before the subscription
+            if current.status is not TurnStatus.RUNNING:
+                return current
+            with contextlib.suppress(TimeoutError, SlowConsumer):
+                async with asyncio.timeout(CANCEL_WAIT_SECONDS):
+                    async for event in live:
+                        if event.type is TurnEventType.TURN_FINISHED:
+                            break
+        finally:
+            await live.aclose()
         return await _fresh(info, turn)

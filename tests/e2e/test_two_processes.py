@@ -348,6 +348,7 @@ async def test_a_cancel_sent_to_a_stops_the_turn_running_on_b(
         # when
         answer = await execute(cluster.a, cluster.token, CANCEL, {"id": turn_id})
         assert answer["cancelTurn"]["id"] == turn_id
+        assert answer["cancelTurn"]["status"] == "CANCELLED"  # A waited for B's TurnFinished
 
         # then: B stops the turn within a few seconds, far sooner than its 10 s heartbeat
         async with asyncio.timeout(5):

@@ -388,6 +388,8 @@ async def test_a_cancel_sent_to_one_process_stops_the_turn_running_on_another_at
 
         cancelled = await gql_b(CANCEL, {"id": started["data"]["runTurn"]["id"]}, as_=alice)
         assert "errors" not in cancelled, cancelled
+        # B waited for the turn running on A to close: it answers with the final state
+        assert cancelled["data"]["cancelTurn"]["status"] == "CANCELLED", cancelled
 
         async def stopped() -> bool:
             return bool((await turn_row(database, turn_id))[0] == "CANCELLED")
