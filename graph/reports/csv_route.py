@@ -202,7 +202,7 @@ def _row_encoder(
             if dimension is reports.CostDimension.USER:
                 cells += _user_cells(value, handles)
             else:
-                cells.append("" if value is None else str(value))
+                cells.append("" if value is None else spreadsheet_safe(str(value)))
         totals = row.totals
         return [
             *cells,
@@ -216,6 +216,15 @@ def _row_encoder(
         ]
 
     return encode
+
+
+# A text cell starting with one of these is a formula to spreadsheet programs (an agent key
+# may start with "-", e.g. "-A1"); OWASP's advice: prefix it with a quote, shown as text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
 def _user_cells(value: object, handles: dict[uuid.UUID, str]) -> list[str | int]:

@@ -227,3 +227,26 @@ def test_rows_stream_in_chunks_after_the_header() -> None:
     assert [chunk.count("\r\n") for chunk in chunks] == [501, 500, 1]
     assert chunks[0].startswith("agent_key,calls,")
     assert chunks[2].endswith("qwen,1,0,0,0.000000001,0,0,0\r\n")
+
+
+def test_text_cells_that_spreadsheets_would_run_as_formulas_are_quoted() -> None:
+    # given: an agent key and a model alias a spreadsheet would evaluate ("-A1" is a valid key)
+    row = reports.CostReportRow(
+        agent_key="-A1",
+        model_alias="=HYPERLINK(x)",
+        totals=reports.UsageTotals(calls=1),
+    )
+    plain = reports.CostReportRow(agent_key="qwen", model_alias="qwen-plus", totals=row.totals)
+    query = reports.cost_report_query(
+        start=datetime(2026, 3, 2, tzinfo=UTC),
+        end=datetime(2026, 3, 3, tzinfo=UTC),
+        dimensions=[reports.CostDimension.AGENT, reports.CostDimension.MODEL],
+    )
+    report = reports.CostReport(query=query, rows=(row, plain), totals=reports.UsageTotals())
+
+    # when
+    lines = "".join(csv_chunks(report, {})).splitlines()
+
+    # then: shown as text; ordinary values (and the numbers) are untouched
+    assert lines[1].startswith("'-A1,'=HYPERLINK(x),1,")
+    assert lines[2].startswith("qwen,qwen-plus,1,")
