@@ -13,9 +13,11 @@ _HANDLE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 
 
 def agent_key(key: str) -> str:
-    if not _AGENT_KEY.match(key):
+    """Trimmed and lower-cased, as handles are: `"  Critic"` names the agent `critic`."""
+    normalized = key.strip()
+    if not _AGENT_KEY.match(normalized):
         raise BadUserInput(f"agent key {key!r} must be 1-64 letters, digits, '_' or '-'")
-    return key.lower()
+    return normalized.lower()
 
 
 def agent_keys(keys: Sequence[str], *, max_count: int) -> list[str]:

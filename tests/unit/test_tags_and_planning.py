@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from domain import validation
 from domain.enums import TurnMode
 from domain.errors import BadUserInput
 from domain.turns import planning
@@ -140,6 +141,15 @@ def test_agent_keys_are_normalised_to_lower_case() -> None:
     decision = planning.plan_manual("hi", ROSTER, ["Writer"], max_agents=8)
 
     assert decision.selected_agent_keys == ("writer",)
+
+
+def test_agent_keys_are_trimmed_like_handles() -> None:
+    decision = planning.plan_manual("hi", ROSTER, ["  Writer "], max_agents=8)
+
+    assert decision.selected_agent_keys == ("writer",)
+    assert validation.agent_keys([" qwen", "writer\t"], max_count=8) == ["qwen", "writer"]
+    with pytest.raises(BadUserInput):
+        validation.agent_keys(["qwen", " QWEN "], max_count=8)  # still one agent twice
 
 
 @pytest.mark.parametrize(
