@@ -131,7 +131,8 @@ class FakeOpenAIServer:
         entry: dict[str, Any] = {
             "kind": "openai",
             "base_url": self.base_url,
-            "timeouts": {"connect": 1.0, "read": 2.0, "write": 1.0, "total": 5.0},
+            # connect: loopback, but a CPU-starved CI box once took over 1 s to accept
+            "timeouts": {"connect": 3.0, "read": 2.0, "write": 1.0, "total": 5.0},
             "retry": {"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.05, "jitter": 0.1},
             "pool": {"max_connections": 10, "max_keepalive": 10, "pool_timeout": 1.0},
         }

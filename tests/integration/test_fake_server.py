@@ -113,7 +113,7 @@ def test_stream_options_can_be_rejected_like_some_servers_do(
 
 def test_provider_entry_merges_nested_overrides(fake_openai: FakeOpenAIServer) -> None:
     entry = fake_openai.provider_entry(timeouts={"read": 9.0}, stream_usage=False)
-    assert entry["timeouts"] == {"connect": 1.0, "read": 9.0, "write": 1.0, "total": 5.0}
+    assert entry["timeouts"] == {"connect": 3.0, "read": 9.0, "write": 1.0, "total": 5.0}
     assert (entry["base_url"], entry["stream_usage"]) == (fake_openai.base_url, False)
 
 
