@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from domain.enums import CallKind, Role
+from domain.errors import Conflict
 from domain.llm import LLMGateway
 from domain.services import catalog as catalog_service
 from domain.services import users as user_service
@@ -188,10 +189,14 @@ async def _demo_admin_once(database: Database) -> None:
     async with SqlUnitOfWork(database.writes) as uow:
         if await uow.users.exists_any():
             return
-    issued = await user_service.create_user(
-        SqlUnitOfWork(database.writes),
-        user_service.CreateUser(handle=DEMO_ADMIN_HANDLE, role=Role.ADMIN),
-    )
+    try:
+        issued = await user_service.create_user(
+            SqlUnitOfWork(database.writes),
+            user_service.CreateUser(handle=DEMO_ADMIN_HANDLE, role=Role.ADMIN),
+        )
+    except Conflict:  # another process starting on the same data dir made it first
+        log.info("demo admin %r was created by another process", DEMO_ADMIN_HANDLE)
+        return
     log.warning(
         "first start: created demo admin %r; its token (shown only now): %s",
         issued.user.handle,
