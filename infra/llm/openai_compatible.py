@@ -1,10 +1,11 @@
 """The client for OpenAI-compatible ``/chat/completions`` servers (OpenAI, vLLM, Ollama, ...).
 
-One pooled ``httpx.AsyncClient`` per provider. Every call has a total deadline covering all its
-attempts and backoff; each attempt is retried or not as ``infra.llm.classify`` decides, never
-once a streamed delta reached the caller. Streams are read as they arrive (one wait per network
-read) and closing or cancelling a stream closes its connection at once. The API key lives only
-in the client's default headers: it is scrubbed from every message and log line.
+One pooled ``httpx.AsyncClient`` per provider (its pool split in shards: ``sharded_pool``).
+Every call has a total deadline covering all its attempts and backoff; each attempt is retried
+or not as ``infra.llm.classify`` decides, never once a streamed delta reached the caller.
+Streams are read as they arrive (one wait per network read) and closing or cancelling a stream
+closes its connection at once. The API key lives only in the client's default headers: it is
+scrubbed from every message and log line.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from infra.llm.config import OpenAIProviderConfig
 from infra.llm.openai_stream import DONE, StreamProgress, read_events
 from infra.llm.recording import CallRecorder, RecordedStream
 from infra.llm.retry import backoff_delay
+from infra.llm.sharded_pool import ShardedTransport
 from infra.llm.wire import build_payload, parse_chunk, parse_completion
 
 logger = logging.getLogger(__name__)
@@ -66,17 +68,17 @@ class OpenAICompatibleClient:
         if self._secret:
             headers["authorization"] = f"Bearer {self._secret}"
         t, pool = config.timeouts, config.pool
+        limits = httpx.Limits(
+            max_connections=pool.max_connections,
+            max_keepalive_connections=pool.max_keepalive,
+            keepalive_expiry=pool.keepalive_expiry,
+        )
         return httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(
                 connect=t.connect, read=t.read, write=t.write, pool=pool.pool_timeout
             ),
-            limits=httpx.Limits(
-                max_connections=pool.max_connections,
-                max_keepalive_connections=pool.max_keepalive,
-                keepalive_expiry=pool.keepalive_expiry,
-            ),
-            transport=transport,
+            transport=transport or ShardedTransport(limits),
             follow_redirects=False,
         )
 
