@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -59,6 +60,10 @@ class PantheonSchema(strawberry.Schema):
 
 
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2_000) -> Any:
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
     return PantheonSchema(
         query=Query,
         mutation=Mutation,
@@ -80,8 +85,9 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             # The same documents arrive again and again: validate each once. (ParserCache is left
             # out: with it, a syntax error escapes ErrorCodes and loses its code.)
             ValidationCache,
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+            # The limits' rules are made once: each limiter makes a new rule class, and new
+            # rules per request would make every request miss the validation cache.
+            lambda: AddValidationRules(limit_rules),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
         ],
     )

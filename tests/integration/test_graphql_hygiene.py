@@ -203,6 +203,31 @@ async def test_query_limits_refuse_only_what_is_over_them(
     assert refused["data"] is None
 
 
+async def test_a_repeated_document_is_validated_once(
+    gql: GraphQL, alice: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a document no other test sends (the validation cache lives as long as the process)
+    import strawberry.schema.schema as strawberry_schema
+
+    validated: list[object] = []
+    validate = strawberry_schema.validate
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        validated.append(args[1])
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(strawberry_schema, "validate", counting)
+    query = "{ me { validatedOnce: handle } }"
+
+    # when
+    for _ in range(3):
+        body = await gql(query, as_=alice)
+        assert "errors" not in body, body
+
+    # then: the depth and alias limits (rules added per request) do not defeat the cache
+    assert len(validated) == 1
+
+
 # --- request size -----------------------------------------------------------------------------
 
 
