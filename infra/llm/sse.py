@@ -4,7 +4,8 @@ It takes text chunks as they come off the socket and returns the ``data`` of eve
 complete, so the client waits (and checks its deadline) once per network read, not once per line.
 Comment lines (``:`` keep-alives) and the ``event``/``id``/``retry`` fields are ignored; any other
 non-blank line means the body is not an event stream and raises ``MalformedSSE``. Lines end with
-``\\n`` or ``\\r\\n`` (a bare ``\\r`` separator, legal but unseen in practice, is not supported).
+``\\n``, ``\\r\\n`` or a bare ``\\r``, as the SSE specification allows (a ``\\r\\n`` split
+between two chunks counts once).
 """
 
 from __future__ import annotations
@@ -19,19 +20,28 @@ class MalformedSSE(ValueError):
 class SSEDecoder:
     """Incremental decoder: ``feed()`` chunks, then ``close()`` at the end of the body."""
 
-    __slots__ = ("_buffer", "_data")
+    __slots__ = ("_after_cr", "_buffer", "_data")
 
     def __init__(self) -> None:
         self._buffer = ""
         self._data: list[str] = []
+        self._after_cr = False  # the last chunk ended with \r: a \n starting the next is its pair
 
     def feed(self, text: str) -> list[str]:
         """The data of each event completed by ``text``, in order."""
-        lines = (self._buffer + text).split("\n")
+        if self._after_cr and text.startswith("\n"):
+            text = text[1:]
+            self._after_cr = False
+        if text:
+            self._after_cr = text.endswith("\r")
+        data = self._buffer + text
+        if "\r" in data:
+            data = data.replace("\r\n", "\n").replace("\r", "\n")
+        lines = data.split("\n")
         self._buffer = lines.pop()  # an unfinished line waits for the next chunk
         events: list[str] = []
         for line in lines:
-            event = self._line(line.removesuffix("\r"))
+            event = self._line(line)
             if event is not None:
                 events.append(event)
         return events

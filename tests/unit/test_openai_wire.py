@@ -30,6 +30,18 @@ def test_sse_events_are_returned_once_complete_even_across_chunks() -> None:
     assert decoder.feed("\ndata: [DONE]\r\n\r\n") == ['{"a": 1}', "[DONE]"]
 
 
+def test_sse_lines_may_end_with_a_bare_carriage_return() -> None:
+    assert SSEDecoder().feed("data: a\r\rdata: b\r\r") == ["a", "b"]
+
+
+def test_sse_a_crlf_split_between_chunks_ends_one_line() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed("data: a\r") == []
+    assert decoder.feed("\n") == []  # the pair of that \r, not a blank line
+    assert decoder.feed("\r") == ["a"]  # this one is the blank line
+    assert decoder.feed("\ndata: b\r\n\r\n") == ["b"]
+
+
 def test_sse_comments_and_ignored_fields_are_skipped() -> None:
     lines = ": keep-alive\n\nevent: message\nid: 7\nretry: 100\ndata: x\n\n"
     assert SSEDecoder().feed(lines) == ["x"]
