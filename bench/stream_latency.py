@@ -444,19 +444,6 @@ async def measure_relay(args: argparse.Namespace, relay_url: str, fake_url: str)
         return await scenarios(args, BASELINE, relay)
 
 
-async def delete_redis_keys(url: str, prefix: str) -> int:
-    import redis.asyncio as redis
-
-    client = redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        return len(keys)
-    finally:
-        await client.aclose()
-
-
 def log_summary(broker: str, log: Path) -> list[str]:
     """Pantheon's warnings and errors (its log level is WARNING), counted by message head."""
     heads: collections.Counter[str] = collections.Counter()
@@ -552,7 +539,9 @@ def main() -> None:
                 env["PANTHEON_SUBSCRIBER_BUFFER"] = str(args.subscriber_buffer)
             if broker == "redis":
                 env |= {"PANTHEON_REDIS_URL": args.redis_url, "PANTHEON_REDIS_KEY_PREFIX": prefix}
-                stack.callback(lambda: asyncio.run(delete_redis_keys(args.redis_url, prefix)))
+                stack.callback(
+                    lambda: asyncio.run(testdb.delete_redis_keys(args.redis_url, prefix))
+                )
             log = tmp / f"pantheon-{broker}.log"
             with child("pantheon", log, env) as port:
                 try:

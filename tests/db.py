@@ -62,6 +62,21 @@ async def drop_pg_database(admin_url: str, url: str) -> None:
         await conn.close()
 
 
+async def delete_redis_keys(url: str, prefix: str) -> int:
+    """Deletes the keys under `prefix` (tests and benches share the machine's Redis, each under
+    a random prefix of its own); returns how many there were."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        return len(keys)
+    finally:
+        await client.aclose()
+
+
 def sqlite_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{directory / 'pantheon-test.db'}"
 

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.httpx import HTTPXAsyncTransport
-from redis.asyncio import Redis
 
 from tests import db as testdb
 from tests.fakes.openai_script import FakeResponse
@@ -92,16 +91,6 @@ def _prepare(cwd: Path, env: dict[str, str]) -> str:
     return found.group()
 
 
-async def _delete_keys(url: str, prefix: str) -> None:
-    redis = Redis.from_url(url)
-    try:
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=500)]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
-
-
 @pytest.fixture(scope="module")
 async def cluster(
     tmp_path_factory: pytest.TempPathFactory, fake_openai_server: FakeOpenAIServer
@@ -154,7 +143,7 @@ async def cluster(
             try:
                 await testdb.drop_pg_database(admin_url, database_url)
             finally:
-                await _delete_keys(redis_url, prefix)
+                await testdb.delete_redis_keys(redis_url, prefix)
 
 
 # --- the clients ------------------------------------------------------------------------------

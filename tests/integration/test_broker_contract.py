@@ -22,7 +22,7 @@ from domain.turns.events import EventSubscription, SlowConsumer, TurnEvent
 from domain.turns.events import TurnEventType as T
 from infra.events.memory import InMemoryEventBroker
 from infra.events.redis_broker import RedisEventBroker
-from tests.db import REDIS_URL_ENV
+from tests.db import REDIS_URL_ENV, delete_redis_keys
 
 BROKERS = [
     pytest.param("memory", id="memory"),
@@ -63,15 +63,7 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
     finally:
         for broker in opened:
             await broker.aclose()
-        from redis.asyncio import Redis
-
-        cleaner = Redis.from_url(url)
-        try:
-            keys = [key async for key in cleaner.scan_iter(match=f"{prefix}:*", count=500)]
-            if keys:
-                await cleaner.delete(*keys)
-        finally:
-            await cleaner.aclose()
+        await delete_redis_keys(url, prefix)
 
 
 def event(turn: uuid.UUID, session: uuid.UUID, sequence: int, kind: T = T.AGENT_DELTA) -> TurnEvent:

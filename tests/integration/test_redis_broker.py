@@ -31,7 +31,7 @@ from infra.events.redis_broker import (
 )
 from infra.settings import Settings
 from tests.conftest import Actor, GraphQL
-from tests.db import REDIS_URL_ENV
+from tests.db import REDIS_URL_ENV, delete_redis_keys
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.test_broker_contract import event, take
@@ -52,13 +52,7 @@ async def shared() -> AsyncIterator[tuple[str, str]]:
     url = os.environ[REDIS_URL_ENV]
     prefix = f"pantheon-test-{uuid.uuid4().hex[:12]}"
     yield url, prefix
-    cleaner = Redis.from_url(url)
-    try:
-        keys = [key async for key in cleaner.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await cleaner.delete(*keys)
-    finally:
-        await cleaner.aclose()
+    await delete_redis_keys(url, prefix)
 
 
 # --- no server needed ------------------------------------------------------------------------

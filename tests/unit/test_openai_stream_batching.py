@@ -11,18 +11,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from domain.enums import CallKind
-from domain.llm import ChatMessage, LLMCallError, LLMRequest, LLMResult, TextDelta
+from domain.llm import LLMCallError, LLMResult, TextDelta
 from infra.llm.config import OpenAIProviderConfig
 from infra.llm.openai_compatible import OpenAICompatibleClient
-
-REQUEST = LLMRequest(
-    provider="mock",
-    model="m",
-    messages=(ChatMessage(role="user", content="hi"),),
-    max_output_tokens=8,
-    call_kind=CallKind.AGENT_RESPONSE,
-)
+from tests.unit.test_openai_transport_errors import REQUEST
 
 
 def event(text: str, finish: str | None = None) -> str:
