@@ -193,8 +193,12 @@ class LLMStream(Protocol):
 class LLMGateway(Protocol):
     """The port to every configured provider; routes each request by ``request.provider``."""
 
-    async def complete(self, request: LLMRequest) -> LLMResult:
-        """Answer in one piece. Raises ``LLMCallError``."""
+    async def complete(
+        self, request: LLMRequest, *, spent: list[Attempt] | None = None
+    ) -> LLMResult:
+        """Answer in one piece. Raises ``LLMCallError``. ``spent``, if given, receives each
+        attempt as it ends, one cut short by cancellation included: a caller cancelled mid-call
+        (a server stop) has no result or error to read them from, and must still meter them."""
         ...
 
     def stream(self, request: LLMRequest) -> LLMStream:

@@ -43,9 +43,11 @@ def extraction_request(text: str, model: Model) -> LLMRequest:
     )
 
 
-async def extract(gateway: LLMGateway, text: str, model: Model) -> ExtractedStructure:
+async def extract(
+    gateway: LLMGateway, text: str, model: Model, *, spent: list[Attempt] | None = None
+) -> ExtractedStructure:
     try:
-        result = await gateway.complete(extraction_request(text, model))
+        result = await gateway.complete(extraction_request(text, model), spent=spent)
     except LLMCallError as error:
         reason = fallback(PARSER, f"extraction call failed: {error.code}")
         return _empty(reason, error.attempts)

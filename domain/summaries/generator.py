@@ -64,10 +64,15 @@ def generation_request(previous: str | None, turns: Sequence[PastTurn], model: M
 
 
 async def generate(
-    gateway: LLMGateway, previous: str | None, turns: Sequence[PastTurn], model: Model
+    gateway: LLMGateway,
+    previous: str | None,
+    turns: Sequence[PastTurn],
+    model: Model,
+    *,
+    spent: list[Attempt] | None = None,
 ) -> GeneratedText:
     try:
-        result = await gateway.complete(generation_request(previous, turns, model))
+        result = await gateway.complete(generation_request(previous, turns, model), spent=spent)
     except LLMCallError as error:
         reason = fallback(PARSER, f"summary call failed: {error.code}")
         return _digest_result(previous, turns, reason, error.attempts)

@@ -8,9 +8,11 @@ text, so memory stays bounded however long the session grows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from domain.llm import LLMGateway
+from domain.enums import CallKind
+from domain.llm import Attempt, LLMGateway
 from domain.records import Model
 from domain.summaries import extractor, generator
 from domain.summaries.contracts import ExtractedStructure, GeneratedText
@@ -45,7 +47,23 @@ def plan_summary(memory: SessionMemory, current: PastTurn, *, threshold: int) ->
     )
 
 
-async def summarize(gateway: LLMGateway, plan: SummaryPlan, model: Model) -> SummaryOutcome:
-    generated = await generator.generate(gateway, plan.previous_text, plan.turns, model)
-    extracted = await extractor.extract(gateway, generated.text, model)
+async def summarize(
+    gateway: LLMGateway,
+    plan: SummaryPlan,
+    model: Model,
+    *,
+    spent: Mapping[CallKind, list[Attempt]] | None = None,
+) -> SummaryOutcome:
+    """`spent`: the attempts of each call (SUMMARY_GENERATION, SUMMARY_EXTRACTION) as they end."""
+    spent = spent or {}
+    generated = await generator.generate(
+        gateway,
+        plan.previous_text,
+        plan.turns,
+        model,
+        spent=spent.get(CallKind.SUMMARY_GENERATION),
+    )
+    extracted = await extractor.extract(
+        gateway, generated.text, model, spent=spent.get(CallKind.SUMMARY_EXTRACTION)
+    )
     return SummaryOutcome(plan=plan, generated=generated, extracted=extracted)

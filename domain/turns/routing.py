@@ -77,10 +77,12 @@ async def route(
     model: Model,
     *,
     cap: int,
+    spent: list[Attempt] | None = None,
 ) -> ManagerOutcome:
+    """`spent` receives the call's attempts as they end (see `LLMGateway.complete`)."""
     request = manager_request(message, roster, model, cap=cap)
     try:
-        result = await gateway.complete(request)
+        result = await gateway.complete(request, spent=spent)
     except LLMCallError as error:
         reason = fallback(PARSER, f"manager call failed: {error.code}")
         return ManagerOutcome(decision=_fallback(roster, reason), attempts=error.attempts)

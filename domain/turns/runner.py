@@ -51,6 +51,17 @@ class RunnerDeps:
     settings: TurnSettings
 
 
+@dataclass(slots=True)
+class _CallInFlight:
+    """A manager or summary call under way; if a server stop or an error cuts it short, the
+    closing unit meters what it spent."""
+
+    kind: CallKind
+    position: int
+    model: Model
+    spent: list[Attempt] = field(default_factory=list)
+
+
 @dataclass(slots=True, kw_only=True)
 class _AgentOutcome:
     agent: RosterAgent
@@ -79,6 +90,7 @@ class TurnRun:
         # Set as closing begins: from then on this run decides the turn's end itself, so a
         # heartbeat finding the turn no longer RUNNING is not a lost lease.
         self.closing = False
+        self.calls_in_flight: list[_CallInFlight] = []
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
@@ -111,24 +123,36 @@ class TurnRun:
         plan = plan_summary(self.started.memory, current, threshold=settings.summary_threshold)
         if plan is None:
             return None
+        model = self.started.models[settings.summarizer_model]
+        calls = [
+            self._call_in_flight(CallKind.SUMMARY_GENERATION, 1, model),
+            self._call_in_flight(CallKind.SUMMARY_EXTRACTION, 2, model),
+        ]
         try:
-            model = self.started.models[settings.summarizer_model]
-            return await summarize(self.deps.gateway, plan, model)
-        except Exception:
+            outcome = await summarize(
+                self.deps.gateway, plan, model, spent={call.kind: call.spent for call in calls}
+            )
+        except Exception:  # what the calls spent stays in flight: the closing unit meters it
             log.exception("summary of turn %s failed; the next turn retries it", self.turn.id)
             return None
+        for call in calls:  # metered with the summary it paid for
+            self.calls_in_flight.remove(call)
+        return outcome
 
     # --- routing ---------------------------------------------------------------------------
 
     async def _route(self) -> RoutingDecision:
         manager = self.started.models[self.deps.settings.manager_model]
+        call = self._call_in_flight(CallKind.MANAGER_ROUTING, 0, manager)
         outcome = await routing.route(
             self.deps.gateway,
             self.turn.user_message,
             self.started.roster,
             manager,
             cap=self.deps.settings.manager_cap,
+            spent=call.spent,
         )
+        self.calls_in_flight.remove(call)  # metered below, with the decision
         entries = usage_entries(
             outcome.attempts,
             call_kind=CallKind.MANAGER_ROUTING,
@@ -351,6 +375,8 @@ class TurnRun:
                 events.append(
                     self._event(TurnEventType.AGENT_FINISHED, {"message_id": str(message_id)})
                 )
+            for call in self.calls_in_flight:
+                await self._stage_usage(uow, self._usage_of(call))
             if summary is not None:
                 summary_id = await self._stage_summary(uow, summary)
                 events.append(
@@ -431,6 +457,21 @@ class TurnRun:
         )
         await self._stage_usage(uow, entries, agent_message_id=message.id)
         return message.id
+
+    def _call_in_flight(self, kind: CallKind, position: int, model: Model) -> _CallInFlight:
+        call = _CallInFlight(kind, position, model)
+        self.calls_in_flight.append(call)
+        return call
+
+    def _usage_of(self, call: _CallInFlight) -> list[UsageEntry]:
+        return usage_entries(
+            call.spent,
+            call_kind=call.kind,
+            position=call.position,
+            model=call.model,
+            agent_key=None,
+            policy=self.deps.settings.policy,
+        )
 
     async def _stage_usage(
         self,

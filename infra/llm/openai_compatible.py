@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from domain.llm import LLMRequest, LLMResult, TextDelta
+from domain.llm import Attempt, LLMRequest, LLMResult, TextDelta
 from infra.llm.classify import (
     AttemptFailure,
     deadline_exceeded,
@@ -93,8 +93,10 @@ class OpenAICompatibleClient:
 
     # --- complete ---------------------------------------------------------------------------
 
-    async def complete(self, request: LLMRequest) -> LLMResult:
-        recorder = CallRecorder(request)
+    async def complete(
+        self, request: LLMRequest, *, spent: list[Attempt] | None = None
+    ) -> LLMResult:
+        recorder = CallRecorder(request, spent=spent)
         deadline = self._deadline()
         payload = self._payload(request, stream=False)
         try:

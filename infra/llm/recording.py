@@ -31,10 +31,11 @@ class _OpenAttempt:
 class CallRecorder:
     """Records the attempts of one call. Not shared between calls or tasks."""
 
-    def __init__(self, request: LLMRequest) -> None:
+    def __init__(self, request: LLMRequest, *, spent: list[Attempt] | None = None) -> None:
         self._request = request
         self._started = time.monotonic()
         self._attempts: list[Attempt] = []
+        self._spent = spent  # the caller's copy, kept up to date (see LLMGateway.complete)
         self._open: _OpenAttempt | None = None
 
     @property
@@ -107,18 +108,19 @@ class CallRecorder:
         billed: bool,
         usage: TokenUsage,
     ) -> None:
-        self._attempts.append(
-            Attempt(
-                number=opened.number,
-                reached_provider=reached,
-                may_be_billed=billed,
-                succeeded=succeeded,
-                error_code=code,
-                usage=usage,
-                latency_ms=_ms_since(opened.started),
-                provider_request_id=opened.request_id,
-            )
+        attempt = Attempt(
+            number=opened.number,
+            reached_provider=reached,
+            may_be_billed=billed,
+            succeeded=succeeded,
+            error_code=code,
+            usage=usage,
+            latency_ms=_ms_since(opened.started),
+            provider_request_id=opened.request_id,
         )
+        self._attempts.append(attempt)
+        if self._spent is not None:
+            self._spent.append(attempt)
 
 
 class RecordedStream:

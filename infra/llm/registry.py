@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from domain.llm import (
+    Attempt,
     LLMCallError,
     LLMErrorCode,
     LLMGateway,
@@ -60,11 +61,13 @@ class ProviderRouter:
     def provider_names(self) -> frozenset[str]:
         return frozenset(self._clients)
 
-    async def complete(self, request: LLMRequest) -> LLMResult:
+    async def complete(
+        self, request: LLMRequest, *, spent: list[Attempt] | None = None
+    ) -> LLMResult:
         client = self._clients.get(request.provider)
         if client is None:
             raise _unknown_provider(request)[1]
-        return await client.complete(request)
+        return await client.complete(request, spent=spent)
 
     def stream(self, request: LLMRequest) -> LLMStream:
         client = self._clients.get(request.provider)

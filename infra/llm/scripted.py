@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 
-from domain.llm import LLMRequest, LLMResult, TextDelta
+from domain.llm import Attempt, LLMRequest, LLMResult, TextDelta
 from infra.llm.recording import CallRecorder, RecordedStream
 from infra.llm.scripted_replies import reply_for, word_groups
 
@@ -43,8 +43,10 @@ class ScriptedProvider:
     def __init__(self, *, seed: int = 0) -> None:
         self._seed = seed
 
-    async def complete(self, request: LLMRequest) -> LLMResult:
-        recorder = CallRecorder(request)
+    async def complete(
+        self, request: LLMRequest, *, spent: list[Attempt] | None = None
+    ) -> LLMResult:
+        recorder = CallRecorder(request, spent=spent)
         recorder.begin()
         recorder.received(reply_for(request, seed=self._seed))
         return recorder.succeed(usage=None, finish_reason="stop")

@@ -35,12 +35,18 @@ class CompletionGateway:
         self.requests: list[LLMRequest] = []
         self.closed = False
 
-    async def complete(self, request: LLMRequest) -> LLMResult:
+    async def complete(
+        self, request: LLMRequest, *, spent: list[Attempt] | None = None
+    ) -> LLMResult:
         self.requests.append(request)
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, LLMCallError):
+            if spent is not None:
+                spent.extend(outcome.attempts)
             raise outcome
         attempts = self.attempts or (successful_attempt(1, 10 * len(self.requests)),)
+        if spent is not None:
+            spent.extend(attempts)
         return LLMResult(
             text=outcome,
             finish_reason="stop",

@@ -33,6 +33,7 @@ from infra.settings import Settings
 from tests.conftest import Actor, GraphQL, error_codes
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.turns_support import MANAGER_MODEL, SUMMARIZER_MODEL
 
 CREATE = "mutation($input: CreateSessionInput!) { createSession(input: $input) { id } }"
 RUN = """
@@ -523,6 +524,79 @@ async def test_a_server_stop_mid_agent_stops_the_call_and_keeps_what_it_spent(
     assert metered == ["qwen", "deepseek"]
     assert stored == [1, 2]
     assert fake_openai.requests(model="writer-large") == []
+
+
+async def stop_server_during_a_call_to(
+    turn_app: Any, fake_openai: FakeOpenAIServer, model: str
+) -> None:
+    """Waits until `model` was called (its answer hangs), then stops the server quickly."""
+
+    async def called() -> bool:
+        return bool(fake_openai.requests(model=model))
+
+    await eventually(called)
+    await asyncio.sleep(0.1)
+    await turn_app.state.runtime.supervisor.shutdown(grace_seconds=0.05)
+
+
+async def usage_of(database: Database, turn_id: uuid.UUID) -> list[tuple[str, bool, str | None]]:
+    async with database.reads() as read:
+        rows = await read.execute(
+            select(UsageRecordRow.call_kind, UsageRecordRow.succeeded, UsageRecordRow.error_code)
+            .where(UsageRecordRow.turn_id == turn_id)
+            .order_by(UsageRecordRow.created_at, UsageRecordRow.position)
+        )
+    return [(str(kind), succeeded, code) for kind, succeeded, code in rows]
+
+
+async def test_a_server_stop_during_the_managers_call_still_meters_it(
+    turn_app: Any,
+    turn_gql: GraphQL,
+    alice: Actor,
+    fake_openai: FakeOpenAIServer,
+    database: Database,
+) -> None:
+    # given: an ORCHESTRATOR turn whose manager takes long to answer
+    fake_openai.set_default(FakeResponse(content="{}", hang=5.0), model=MANAGER_MODEL)
+    session = await new_session(turn_gql, alice)
+    started = await turn_gql(
+        RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
+    )
+    turn_id = _uuid_of_turn(started["data"]["runTurn"]["id"])
+
+    # when
+    await stop_server_during_a_call_to(turn_app, fake_openai, MANAGER_MODEL)
+
+    # then: the turn closed, and the cut-short call is metered with it (the vendor may bill it)
+    status, reason, _ = await turn_row(database, turn_id)
+    assert (status, "interrupted" in (reason or "")) == ("FAILED", True)
+    assert await usage_of(database, turn_id) == [("MANAGER_ROUTING", False, "PROVIDER_CANCELLED")]
+
+
+async def test_a_server_stop_during_the_summary_still_meters_its_call(
+    turn_app: Any,
+    turn_gql: GraphQL,
+    alice: Actor,
+    fake_openai: FakeOpenAIServer,
+    database: Database,
+) -> None:
+    # given: seven turns, so the eighth makes a summary, whose generation takes long
+    session = await new_session(turn_gql, alice)
+    for _ in range(7):
+        body = await turn_gql(RUN, run_input(session), as_=alice)
+        assert body["data"]["runTurn"]["status"] == "COMPLETED", body
+    fake_openai.set_default(FakeResponse(content="{}", hang=5.0), model=SUMMARIZER_MODEL)
+    started = await turn_gql(RUN, run_input(session, waitForCompletion=False), as_=alice)
+    turn_id = _uuid_of_turn(started["data"]["runTurn"]["id"])
+
+    # when
+    await stop_server_during_a_call_to(turn_app, fake_openai, SUMMARIZER_MODEL)
+
+    # then: the agent's call and the cut-short summary call are both metered
+    assert await usage_of(database, turn_id) == [
+        ("AGENT_RESPONSE", True, None),
+        ("SUMMARY_GENERATION", False, "PROVIDER_CANCELLED"),
+    ]
 
 
 def _uuid_of_turn(global_turn_id: str) -> uuid.UUID:
