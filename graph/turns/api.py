@@ -8,6 +8,7 @@ import contextlib
 import strawberry
 
 from domain.access import can_read_session
+from domain.clock import utcnow
 from domain.enums import TurnStatus
 from domain.errors import NotFound
 from domain.turns import service
@@ -22,7 +23,8 @@ from graph.turns.types import TurnNode
 # cancelTurn waits this long for the turn to close, so it can answer with the final CANCELLED
 # state: on this process through its task, on another through its TurnFinished event (the
 # runner there stops on the broker's cancel request, or at its next heartbeat). A turn whose
-# runner died is answered as it stands (RUNNING, cancel requested) until the sweeper fails it.
+# runner died (its lease expired) is answered at once as it stands: RUNNING, cancel requested,
+# until the sweeper fails it.
 CANCEL_WAIT_SECONDS = 10.0
 
 
@@ -113,6 +115,8 @@ class TurnMutations:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
             return await _fresh(info, turn)
+        if turn.lease_expires_at is not None and turn.lease_expires_at < utcnow():
+            return TurnNode.from_record(turn)  # its runner died: the sweeper will fail it
         live = runtime.broker.subscribe_turn(turn.id, buffer=runtime.limits.subscriber_buffer)
         try:
             await runtime.broker.request_cancel(turn.id)

@@ -679,6 +679,33 @@ async def test_the_sweeper_fails_an_expired_foreign_turn_and_never_a_live_one(
     assert error_codes(blocked) == ["CONFLICT"]
 
 
+async def test_cancelling_a_turn_whose_runner_died_answers_at_once(
+    turn_settings: Settings, alice: Actor, database: Database
+) -> None:
+    # given: a turn whose runner died (its lease expired), and no sweep due for a minute
+    settings = turn_settings.model_copy(update={"recovery_interval_seconds": 60.0})
+    app = create_app(settings, migrate_on_start=False)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        gql = GraphQL(http)
+        user = await user_record(database, alice)
+        session = await new_session(gql, alice)
+        dead = await abandoned_turn(
+            database, user, _uuid(session), lease_seconds=0.05, runner="dead-runner"
+        )
+        await asyncio.sleep(0.1)
+
+        # when
+        started = time.monotonic()
+        cancelled = await gql(CANCEL, {"id": global_id("Turn", dead)}, as_=alice)
+
+    # then: no wait for a TurnFinished no runner will publish; the sweeper will fail the turn
+    assert time.monotonic() - started < 2.0
+    assert cancelled["data"]["cancelTurn"]["status"] == "RUNNING", cancelled
+
+
 def _uuid(global_session_id: str) -> uuid.UUID:
     from graph.ids import uuid_of
 
