@@ -109,14 +109,17 @@ async def _start(
         if await uow.sessions.has_running_turn(session.id):
             raise Conflict("a turn of this session is running; wait for it or cancel it")
         running = await uow.turns.running_for_user(actor.id)
-        if len(running) >= settings.max_running_turns_per_user:
+        # A turn whose runner died (lease expired) runs no more: it keeps its reservation until
+        # the sweeper fails it, but not its place under the cap.
+        now = utcnow()
+        alive = [t for t in running if t.lease_expires_at is None or t.lease_expires_at > now]
+        if len(alive) >= settings.max_running_turns_per_user:
             raise RateLimited(
                 f"at most {settings.max_running_turns_per_user} turns may run at once per user"
             )
         reserve = _reservation(mode, request, roster, models, memory, settings)
         await _check_budget(uow, actor.id, running, reserve)
 
-        now = utcnow()
         index = await uow.turns.next_index(session.id)
         turn = await uow.turns.add(
             NewTurn(

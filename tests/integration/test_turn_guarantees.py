@@ -306,8 +306,10 @@ async def test_concurrent_turns_on_one_session_run_one_and_refuse_the_others(
 
 @pytest.fixture
 async def capped_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
-    """The turn app with at most one running turn per user."""
-    settings = turn_settings.model_copy(update={"max_running_turns_per_user": 1})
+    """The turn app with at most one running turn per user (and no sweep due for a minute)."""
+    settings = turn_settings.model_copy(
+        update={"max_running_turns_per_user": 1, "recovery_interval_seconds": 60.0}
+    )
     application = create_app(settings, migrate_on_start=False)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
@@ -346,6 +348,26 @@ async def test_the_per_user_cap_refuses_a_turn_on_another_session(
     fake_openai.set_default(FakeResponse(content="fast"), model="qwen-plus")
     later = await capped_gql(RUN, run_input(second), as_=alice)
     assert later["data"]["runTurn"]["status"] == "COMPLETED", later
+
+
+async def test_a_turn_whose_runner_died_holds_no_place_under_the_cap(
+    capped_gql: GraphQL, alice: Actor, fake_openai: FakeOpenAIServer, database: Database
+) -> None:
+    # given: alice's only running turn lost its runner (lease expired), not yet swept
+    user = await user_record(database, alice)
+    dead_session = await new_session(capped_gql, alice)
+    other = await new_session(capped_gql, alice)
+    await abandoned_turn(
+        database, user, _uuid(dead_session), lease_seconds=0.05, runner="dead-runner"
+    )
+    await asyncio.sleep(0.1)
+    fake_openai.set_default(FakeResponse(content="fast"), model="qwen-plus")
+
+    # when
+    body = await capped_gql(RUN, run_input(other), as_=alice)
+
+    # then
+    assert body["data"]["runTurn"]["status"] == "COMPLETED", body
 
 
 # --- cancellation and background turns ------------------------------------------------------------
