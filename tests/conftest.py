@@ -7,6 +7,7 @@ so does any PostgreSQL/Redis test that ends up skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -233,3 +234,19 @@ async def turn_gql(turn_app: Any) -> AsyncIterator[GraphQL]:
         transport=transport, base_url="http://pantheon.test", timeout=30
     ) as http:
         yield GraphQL(http)
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[Any, GraphQL]]:
+    """The app on `settings`, started, with a GraphQL client over ASGI (for tests whose
+    settings differ from the fixtures')."""
+    application = create_app(settings, migrate_on_start=False)
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application),
+            base_url="http://pantheon.test",
+            timeout=30,
+        ) as http,
+    ):
+        yield application, GraphQL(http)

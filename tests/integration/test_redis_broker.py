@@ -30,7 +30,7 @@ from infra.events.redis_broker import (
     describe_url,
 )
 from infra.settings import Settings
-from tests.conftest import Actor, GraphQL
+from tests.conftest import Actor, GraphQL, running_app
 from tests.db import REDIS_URL_ENV, delete_redis_keys
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -422,12 +422,7 @@ async def test_with_redis_the_next_turn_can_start_as_soon_as_turn_finished_arriv
     url, prefix = shared
     settings = turn_settings.model_copy(update={"redis_url": url, "redis_key_prefix": prefix})
     script_agents(fake_openai, token_delay=0.0)
-    app = create_app(settings, migrate_on_start=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as http,
-    ):
-        gql = GraphQL(http)
+    async with running_app(settings) as (app, gql):
         session = await new_session(gql, alice)
         async for ws_url in _serve(app):
             for _ in range(8):

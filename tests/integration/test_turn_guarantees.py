@@ -30,7 +30,7 @@ from infra.db.engine import Database
 from infra.db.models import AgentMessageRow, TurnEventRow, TurnRow, UsageRecordRow
 from infra.db.uow import SqlUnitOfWork
 from infra.settings import Settings
-from tests.conftest import Actor, GraphQL, error_codes
+from tests.conftest import Actor, GraphQL, error_codes, running_app
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.turns_support import MANAGER_MODEL, SUMMARIZER_MODEL
@@ -310,13 +310,8 @@ async def capped_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
     settings = turn_settings.model_copy(
         update={"max_running_turns_per_user": 1, "recovery_interval_seconds": 60.0}
     )
-    application = create_app(settings, migrate_on_start=False)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://pantheon.test", timeout=30
-        ) as http:
-            yield GraphQL(http)
+    async with running_app(settings) as (_, gql):
+        yield gql
 
 
 async def test_the_per_user_cap_refuses_a_turn_on_another_session(
@@ -706,12 +701,7 @@ async def test_cancelling_a_turn_whose_runner_died_answers_at_once(
 ) -> None:
     # given: a turn whose runner died (its lease expired), and no sweep due for a minute
     settings = turn_settings.model_copy(update={"recovery_interval_seconds": 60.0})
-    app = create_app(settings, migrate_on_start=False)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
-        gql = GraphQL(http)
+    async with running_app(settings) as (_, gql):
         user = await user_record(database, alice)
         session = await new_session(gql, alice)
         dead = await abandoned_turn(
