@@ -34,7 +34,7 @@ from tests.conftest import Actor, GraphQL, running_app
 from tests.db import REDIS_URL_ENV, delete_redis_keys
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.integration.test_broker_contract import event, take
+from tests.integration.test_broker_contract import drain, event, take
 
 WAIT = 5.0
 
@@ -214,6 +214,32 @@ async def test_many_live_subscribers_never_starve_publishing(shared: tuple[str, 
             await subscription.aclose()
     finally:
         await broker.aclose()
+
+
+@pytest.mark.redis
+async def test_a_subscriber_that_joins_while_publishing_is_paused_is_told(
+    shared: tuple[str, str],
+) -> None:
+    # given: a publish that failed (its session's key holds a string: XADD fails with
+    # WRONGTYPE), so publishing pauses for a while
+    url, prefix = shared
+    broker = RedisEventBroker(url, prefix=prefix, block_ms=200, retry_after_seconds=30)
+    raw = Redis.from_url(url)
+    try:
+        await broker.check()
+        turn, session = uuid.uuid4(), uuid.uuid4()
+        await raw.set(broker.session_key(session), "not a stream")
+        await broker.publish((event(turn, session, 1),))
+        # when: a subscriber joins during the pause, and the turn publishes on
+        late = broker.subscribe_turn(turn, buffer=10)
+        await broker.publish((event(turn, session, 2),))
+        # then: what it missed is not a silent gap (it resumes from the outbox)
+        delivered, ended = await drain(late)  # 1 may come: the failed pipeline wrote its key
+        assert isinstance(ended, EventsUnavailable), ended
+        assert 2 not in delivered
+    finally:
+        await broker.aclose()
+        await raw.aclose()
 
 
 # --- an outage of a private Redis --------------------------------------------------------------
