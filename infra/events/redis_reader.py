@@ -156,7 +156,7 @@ class SharedStreamReader:
         if subscribers is None:
             self._followed[key] = {subscription}
             self._cursors[key] = subscription.start_id
-            self._ensure_running(wake=True)
+            self._ensure_running()
         else:
             # Read on from the stream's cursor: entries after the cursor but before this
             # subscription's start are skipped by `deliver`; entries before the cursor were
@@ -172,18 +172,19 @@ class SharedStreamReader:
             del self._followed[subscription.key]
             del self._cursors[subscription.key]
 
-    def _ensure_running(self, *, wake: bool) -> None:
+    def _ensure_running(self) -> None:
+        """Starts the reader, or wakes it: a read blocked without a new stream would only see
+        that stream's events when it returns (up to `block_ms` later)."""
         if self._closed:
             return
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="redis-shared-reader"
             )
-        elif wake:  # a read is blocked without the new stream: cut it short
-            if self._waking is not None:
-                self._wake_again = True  # the read it wakes may already be past this stream
-            else:
-                self._waking = asyncio.get_running_loop().create_task(self._wake_until_done())
+        elif self._waking is not None:
+            self._wake_again = True  # the read it wakes may already be past this stream
+        else:
+            self._waking = asyncio.get_running_loop().create_task(self._wake_until_done())
 
     async def _wake_until_done(self) -> None:
         """One wake-up in flight at a time: a hundred new subscriptions cost a few writes."""
