@@ -224,7 +224,6 @@ class TurnRun:
             # The server is stopping: stop the call too (never leave it streaming), and leave
             # what it spent to the closing unit, which meters it with its message.
             await _stop(consume)
-            await deltas.flush()
             outcome.status = AgentMessageStatus.FAILED
             outcome.text = "".join(parts)
             outcome.attempts = stream.attempts
@@ -236,7 +235,6 @@ class TurnRun:
             cancelled.cancel()
         if not consume.done():  # a cancel request arrived first: stop the call now
             await _stop(consume)
-            await deltas.flush()  # what was read is published before the turn's next event
             outcome.status = AgentMessageStatus.CANCELLED
             outcome.text = "".join(parts)
             outcome.attempts = stream.attempts
@@ -245,7 +243,6 @@ class TurnRun:
         try:
             result = consume.result()
         except LLMCallError as error:
-            await deltas.flush()
             outcome.status = AgentMessageStatus.FAILED
             outcome.text = error.partial_text
             outcome.attempts = error.attempts
@@ -260,14 +257,16 @@ class TurnRun:
         self, stream: LLMStream, deltas: DeltaPublisher, parts: list[str]
     ) -> LLMResult:
         result: LLMResult | None = None
-        async with contextlib.aclosing(stream):
-            async for item in stream:
-                if isinstance(item, TextDelta):
-                    parts.append(item.text)
-                    deltas.add(item.text)
-                else:
-                    result = item
-        await deltas.flush()
+        try:
+            async with contextlib.aclosing(stream):
+                async for item in stream:
+                    if isinstance(item, TextDelta):
+                        parts.append(item.text)
+                        deltas.add(item.text)
+                    else:
+                        result = item
+        finally:  # however the call ends, what was read goes out before the turn's next event
+            await deltas.flush()
         if result is None:
             raise LLMCallError(
                 LLMErrorCode.PROVIDER_BAD_RESPONSE,
