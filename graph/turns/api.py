@@ -107,27 +107,31 @@ class TurnMutations:
         )
         if turn.status is not TurnStatus.RUNNING:
             return TurnNode.from_record(turn)
-        # The runner may live in another process: the broker tells it at once (the DB flag,
-        # polled by every runner's heartbeat, stays the fallback and the source of truth).
         task = runtime.supervisor.task_for(turn.id)
-        if task is not None:
+        if task is not None:  # it runs here: stop it and wait for its close
             runtime.supervisor.cancel_local(turn.id)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), CANCEL_WAIT_SECONDS)
-            return await _fresh(info, turn)
-        if turn.lease_expires_at is not None and turn.lease_expires_at < utcnow():
-            return TurnNode.from_record(turn)  # its runner died: the sweeper will fail it
-        live = runtime.broker.subscribe_turn(turn.id, buffer=runtime.limits.subscriber_buffer)
-        try:
-            await runtime.broker.request_cancel(turn.id)
-            current = await _fresh(info, turn)  # it may have closed before the subscription
-            if current.status is not TurnStatus.RUNNING:
-                return current
-            with contextlib.suppress(TimeoutError, SlowConsumer):
-                async with asyncio.timeout(CANCEL_WAIT_SECONDS):
-                    async for event in live:
-                        if event.type is TurnEventType.TURN_FINISHED:
-                            break
-        finally:
-            await live.aclose()
+        elif turn.lease_expires_at is None or turn.lease_expires_at >= utcnow():
+            await _cancel_elsewhere(info, turn)
+        # else its runner died (lease expired): answered as it stands; the sweeper fails it
         return await _fresh(info, turn)
+
+
+async def _cancel_elsewhere(info: Info, turn: Turn) -> None:
+    """Asks the process running the turn to stop it (through the broker at once; the DB flag,
+    polled by every runner's heartbeat, stays the fallback and the source of truth) and waits
+    for its TurnFinished."""
+    runtime = info.context.runtime
+    live = runtime.broker.subscribe_turn(turn.id, buffer=runtime.limits.subscriber_buffer)
+    try:
+        await runtime.broker.request_cancel(turn.id)
+        if (await _fresh(info, turn)).status is not TurnStatus.RUNNING:
+            return  # it closed before the subscription began
+        with contextlib.suppress(TimeoutError, SlowConsumer):
+            async with asyncio.timeout(CANCEL_WAIT_SECONDS):
+                async for event in live:
+                    if event.type is TurnEventType.TURN_FINISHED:
+                        return
+    finally:
+        await live.aclose()
