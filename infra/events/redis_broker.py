@@ -159,12 +159,6 @@ class RedisEventBroker:
     async def publish(self, events: tuple[TurnEvent, ...]) -> None:
         if not events or self._closed:
             return
-        if time.monotonic() < self._publish_paused_until:
-            # Skipped: whoever follows these turns (subscribed before or during the pause)
-            # must not wait for them; they resume from the outbox.
-            log.debug("redis unavailable; %d event(s) not published", len(events))
-            self._end_subscriptions_of(events)
-            return
         written = asyncio.get_running_loop().create_future()
         self._queued.extend(events)
         self._queued_waiters.append(written)
@@ -183,6 +177,9 @@ class RedisEventBroker:
                 if time.monotonic() >= self._publish_paused_until:
                     await self._write(events)
                 else:
+                    # Skipped: whoever follows these turns (subscribed before or during the
+                    # pause) must not wait for them; they resume from the outbox.
+                    log.debug("redis unavailable; %d event(s) not published", len(events))
                     self._end_subscriptions_of(events)
             finally:
                 for waiter in waiters:
