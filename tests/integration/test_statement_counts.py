@@ -18,25 +18,20 @@ never reach the event; they are filtered only to keep the count about queries if
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
-
-import pytest
-from sqlalchemy import event
 
 from domain.catalog import AgentSpec
 from domain.services import catalog as catalog_service
 from domain.services import sessions as session_service
 from domain.services import users as user_service
-from graph.request_context import current_request_id
 from infra.catalog.loader import load_catalog
 from infra.db.engine import Database
 from infra.db.uow import SqlUnitOfWork
 from infra.settings import DEFAULT_CATALOG
 from tests.conftest import Actor, GraphQL
+from tests.statement_log import StatementLog, measure
 
 SESSIONS_PAGE = """
 query($first: Int!) {
@@ -61,44 +56,6 @@ query($first: Int!) {
 AGENTS = "{ agents { key model { alias } } }"
 
 BIG_PAGE = 50
-NOT_QUERIES = ("BEGIN", "PRAGMA")
-
-
-class StatementLog:
-    def __init__(self) -> None:
-        self.request_id = ""
-        self.statements: list[str] = []
-
-    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if current_request_id() != self.request_id:
-            return
-        if not statement.lstrip().upper().startswith(NOT_QUERIES):
-            self.statements.append(statement)
-
-
-@pytest.fixture
-async def statements(app: Any) -> AsyncIterator[StatementLog]:
-    engine = app.state.database.engine.sync_engine
-    log = StatementLog()
-    event.listen(engine, "before_cursor_execute", log)
-    yield log
-    event.remove(engine, "before_cursor_execute", log)
-
-
-async def measure(
-    gql: GraphQL, statements: StatementLog, query: str, variables: dict[str, Any], actor: Actor
-) -> tuple[list[str], dict[str, Any]]:
-    statements.request_id = f"measured-{uuid.uuid4().hex}"
-    statements.statements.clear()
-    response = await gql.client.post(
-        "/graphql",
-        json={"query": query, "variables": variables},
-        headers={"Authorization": f"Bearer {actor.token}", "X-Request-ID": statements.request_id},
-    )
-    assert response.headers["x-request-id"] == statements.request_id
-    body = response.json()
-    assert "errors" not in body, body
-    return list(statements.statements), body["data"]
 
 
 async def _user_record(database: Database, actor: Actor) -> Any:

@@ -10,12 +10,7 @@ what is measured is the read path. Statements are counted on the engine of the a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
-
-import pytest
-from sqlalchemy import event
 
 from domain.clock import utcnow
 from domain.enums import (
@@ -33,9 +28,9 @@ from graph.ids import uuid_of
 from infra.db.engine import Database
 from infra.db.uow import SqlUnitOfWork
 from tests.conftest import Actor, GraphQL
+from tests.statement_log import StatementLog, measure
 
 BIG_PAGE = 50
-NOT_QUERIES = ("BEGIN", "PRAGMA")
 ROSTER = ["qwen", "deepseek", "writer"]
 CREATE = "mutation($input: CreateSessionInput!) { createSession(input: $input) { id } }"
 TURNS = """
@@ -51,24 +46,6 @@ query($id: ID!, $first: Int!) {
     }
   }
 }"""
-
-
-class StatementLog:
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-
-    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith(NOT_QUERIES):
-            self.statements.append(statement)
-
-
-@pytest.fixture
-async def statements(app: Any) -> AsyncIterator[StatementLog]:
-    engine = app.state.database.engine.sync_engine
-    log = StatementLog()
-    event.listen(engine, "before_cursor_execute", log)
-    yield log
-    event.remove(engine, "before_cursor_execute", log)
 
 
 def usage_entry(kind: CallKind, position: int, agent_key: str | None, alias: str) -> UsageEntry:
@@ -171,15 +148,6 @@ async def write_turns(database: Database, actor: Actor, session_id: uuid.UUID, c
         await uow.commit()
 
 
-async def measure(
-    gql: GraphQL, statements: StatementLog, variables: dict[str, Any], actor: Actor
-) -> tuple[list[str], dict[str, Any]]:
-    statements.statements.clear()
-    body = await gql(TURNS, variables, as_=actor)
-    assert "errors" not in body, body
-    return list(statements.statements), body["data"]
-
-
 async def test_a_page_of_1_and_of_50_turns_run_the_same_statements(
     gql: GraphQL, database: Database, alice: Actor, statements: StatementLog
 ) -> None:
@@ -190,8 +158,10 @@ async def test_a_page_of_1_and_of_50_turns_run_the_same_statements(
     await gql(TURNS, {"id": session, "first": 1}, as_=alice)  # warm-up
 
     # when
-    one, one_data = await measure(gql, statements, {"id": session, "first": 1}, alice)
-    many, many_data = await measure(gql, statements, {"id": session, "first": BIG_PAGE}, alice)
+    one, one_data = await measure(gql, statements, TURNS, {"id": session, "first": 1}, alice)
+    many, many_data = await measure(
+        gql, statements, TURNS, {"id": session, "first": BIG_PAGE}, alice
+    )
 
     # then
     one_edges = one_data["session"]["turns"]["edges"]
@@ -211,4 +181,5 @@ async def test_a_page_of_1_and_of_50_turns_run_the_same_statements(
         assert [u["callKind"] for u in node["usage"]] == ["MANAGER_ROUTING"] + [
             "AGENT_RESPONSE"
         ] * 3
+    assert one, "the request ran no statement: the log missed it"
     assert len(many) == len(one), "\n\n".join(many)

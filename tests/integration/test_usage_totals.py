@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
-from sqlalchemy import event
 
 from domain.enums import BillingCategory
 from domain.services import sessions as session_service
@@ -24,7 +20,7 @@ from tests.integration.test_cost_report import (
     oracle_totals,
     usage,
 )
-from tests.integration.test_statement_counts import StatementLog, measure
+from tests.statement_log import StatementLog, measure
 
 MY_USAGE = f"""
 query($from: DateTime, $to: DateTime) {{ myUsage(from: $from, to: $to) {{ {TOTALS} }} }}"""
@@ -175,15 +171,6 @@ async def test_session_usage_sums_that_sessions_rows_at_any_time(
     # then
     assert decoded(body["data"]["session"]["usage"]) == oracle_totals(busy_rows)
     assert decoded(empty["data"]["session"]["usage"]) == oracle_totals([])
-
-
-@pytest.fixture
-async def statements(app: Any) -> AsyncIterator[StatementLog]:
-    engine = app.state.database.engine.sync_engine
-    log = StatementLog()
-    event.listen(engine, "before_cursor_execute", log)
-    yield log
-    event.remove(engine, "before_cursor_execute", log)
 
 
 async def test_session_usage_of_a_page_of_1_and_of_50_runs_the_same_statements(
