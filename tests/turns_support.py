@@ -1,4 +1,5 @@
-"""Support for turn tests: a catalog whose every model is served by the fake OpenAI server.
+"""Support for turn tests: a catalog whose every model is served by the fake OpenAI server, and
+a bounded wait for what a background turn does.
 
 Each catalog model maps to its own fake model id (`<alias>`), so a test scripts each agent, the
 manager and the summarizer separately and reads exactly which calls each one received.
@@ -6,7 +7,10 @@ manager and the summarizer separately and reads exactly which calls each one rec
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +54,15 @@ def write_fake_catalog(path: Path, server: FakeOpenAIServer, **provider_override
         lines.append(line)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
+    """`await check()` until it is truthy (returned), failing after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)

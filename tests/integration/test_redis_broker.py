@@ -365,11 +365,11 @@ async def test_a_cancel_sent_to_one_process_stops_the_turn_running_on_another_at
         CANCEL,
         RUN,
         _uuid_of_turn,
-        eventually,
         new_session,
         run_input,
         turn_row,
     )
+    from tests.turns_support import eventually
 
     url, prefix = shared
     # heartbeats every 10 s: only the Redis cancel channel can stop the turn within 3 s

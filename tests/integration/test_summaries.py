@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,6 +26,7 @@ from infra.db.uow import SqlUnitOfWork
 from tests.conftest import Actor, GraphQL, error_codes
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.turns_support import eventually
 
 AGENT = "qwen-plus"
 SUMMARIZER = "summarizer-mini"
@@ -171,17 +170,6 @@ def generation_document(fake: FakeOpenAIServer, number: int) -> dict[str, Any]:
 
 def _system(messages: list[dict[str, Any]]) -> str:
     return str(messages[0]["content"]) if messages else ""
-
-
-async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 # --- when a summary is made, and how it is stored -------------------------------------------------

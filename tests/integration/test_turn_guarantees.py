@@ -33,7 +33,7 @@ from infra.settings import Settings
 from tests.conftest import Actor, GraphQL, error_codes, running_app
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.turns_support import MANAGER_MODEL, SUMMARIZER_MODEL
+from tests.turns_support import MANAGER_MODEL, SUMMARIZER_MODEL, eventually
 
 CREATE = "mutation($input: CreateSessionInput!) { createSession(input: $input) { id } }"
 RUN = """
@@ -84,17 +84,6 @@ async def scalar(database: Database, sql: str, **params: Any) -> Any:
 async def counts(database: Database) -> dict[str, int]:
     tables = ("turns", "agent_messages", "usage_records", "turn_events")
     return {t: int(await scalar(database, f"SELECT count(*) FROM {t}")) for t in tables}
-
-
-async def eventually(check: Callable[[], Any], *, within: float = 10.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def user_record(database: Database, actor: Actor) -> User:
