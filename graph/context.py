@@ -9,6 +9,7 @@ from strawberry.fastapi import BaseContext
 
 from domain.errors import Unauthenticated
 from domain.pagination import PageRequest, page_request
+from domain.rate_limits import RequestWindow
 from domain.records import User
 from graph.loaders import Loaders
 from graph.runtime import Runtime
@@ -20,6 +21,10 @@ class Context(BaseContext):
         self.runtime = runtime
         self.viewer = viewer
         self.loaders = Loaders(runtime)
+        # Set before execution: the operation's static cost (graph/ query cost) and the caller's
+        # request window once this request was counted (the rate limiter).
+        self.query_cost: int | None = None
+        self.request_window: RequestWindow | None = None
 
     def renew_loaders(self) -> None:
         """Subscriptions call this per emitted event: a WebSocket's context lives as long as the
