@@ -24,6 +24,11 @@ class PantheonError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def extensions(self) -> dict[str, object]:
+        """What the API adds to `extensions` beside the code (none unless a subclass says)."""
+        return {}
+
 
 class BadUserInput(PantheonError):
     code = "BAD_USER_INPUT"
@@ -50,4 +55,15 @@ class BudgetExceeded(PantheonError):
 
 
 class RateLimited(PantheonError):
+    """Names the limit (`extensions.limit`) and when to try again (`retryAfterSeconds`)."""
+
     code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, limit: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"limit": self.limit, "retryAfterSeconds": self.retry_after_seconds}

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.requests import HTTPConnection
@@ -20,14 +20,17 @@ from strawberry.subscriptions import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
+from domain.errors import RateLimited
 from domain.llm import LLMGateway
-from domain.services.users import authenticate
+from domain.services.users import authenticate_client
 from graph import startup
+from graph.client_address import client_address
 from graph.context import Context
 from graph.http_protocol import GraphQLOverHTTP
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from graph.permissions import IsAuthenticated
+from graph.rate_limits import rate_limited_response, set_window_headers
 from graph.reports.csv_route import register_cost_report_csv
 from graph.runtime import Runtime
 from graph.schema import build_schema
@@ -44,15 +47,28 @@ class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         # The socket's token comes in `connection_init` (GraphiQL forwards typed headers as
         # connection params, so the key is matched case-insensitively), through the same
-        # `authenticate` as HTTP; a missing or bad one is refused before any subscription.
+        # `authenticate` as HTTP; a missing or bad one is refused before any subscription. (A
+        # token in the upgrade's headers is read here too, under the same failure limit.)
         params = context.connection_params
-        authorization = None
+        connection = context.request
+        assert isinstance(connection, HTTPConnection)
+        authorization = connection.headers.get("authorization")
         if isinstance(params, dict):
             for key, value in params.items():
                 if isinstance(key, str) and key.lower() == "authorization":
                     authorization = value if isinstance(value, str) else None
-        if authorization is not None:
-            context.viewer = await authenticate(context.runtime.reads, authorization)
+        runtime = context.runtime
+        try:
+            context.viewer = await authenticate_client(
+                runtime.reads,
+                runtime.rate_limiter,
+                authorization,
+                client_address(connection, runtime.trusted_proxies),
+            )
+        except RateLimited as refused:
+            raise ConnectionRejectionError(
+                {"code": refused.code, "message": refused.message, **refused.extensions}
+            ) from refused
         if context.viewer is None:
             raise ConnectionRejectionError(
                 {"code": "UNAUTHENTICATED", "message": IsAuthenticated.message}
@@ -60,12 +76,25 @@ class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
         return UNSET
 
 
-async def get_context(connection: HTTPConnection) -> Context:
-    """Per HTTP request, and once per WebSocket connection (whose token, if not in a header,
-    arrives later in `connection_init`: see `PantheonRouter.on_ws_connect`)."""
+async def get_context(connection: HTTPConnection, response: Response) -> Context:
+    """Per HTTP request, and once per WebSocket connection (authenticated, and its operations
+    counted, later: see `PantheonRouter.on_ws_connect` and graph/rate_limits.py). An HTTP
+    request is counted against its user's request limit here; a refusal answers 429."""
     runtime: Runtime = connection.app.state.runtime
-    viewer = await authenticate(runtime.reads, connection.headers.get("authorization"))
-    return Context(runtime=runtime, viewer=viewer)
+    if connection.scope["type"] != "http":
+        return Context(runtime=runtime, viewer=None)
+    viewer = await authenticate_client(
+        runtime.reads,
+        runtime.rate_limiter,
+        connection.headers.get("authorization"),
+        client_address(connection, runtime.trusted_proxies),
+    )
+    context = Context(runtime=runtime, viewer=viewer)
+    if viewer is not None:
+        context.request_window = await runtime.rate_limiter.count_request(viewer.id)
+        if context.request_window is not None:
+            set_window_headers(response.headers, context.request_window)
+    return context
 
 
 def create_app(
@@ -106,6 +135,7 @@ def create_app(
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
     app.include_router(router, prefix="/graphql")
+    app.add_exception_handler(RateLimited, rate_limited_response)
     app.mount(ASSETS_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="graphql-ide")
     _health_routes(app)
     register_cost_report_csv(app)

@@ -43,7 +43,7 @@ class ErrorCodes(SchemaExtension):
             return error
         original = error.original_error
         if isinstance(original, PantheonError):
-            return _with_code(error, original.message, original.code)
+            return _with_code(error, original.message, original.code, **original.extensions)
         if original is None or isinstance(original, GraphQLError):
             return _with_code(error, error.message, self._graphql_code(error))
         return masked(error)

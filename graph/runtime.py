@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 from domain.catalog import CatalogSpec
 from domain.ports import ReadStore
+from domain.rate_limits import UNLIMITED, RateLimiter
 from domain.reports import ReportReads
 from domain.services.sessions import SessionLimits
 from domain.summaries.ports import SummaryReads
@@ -40,3 +42,6 @@ class Runtime:
     catalog: CatalogSpec
     providers: frozenset[str]  # provider names the catalog file declares
     limits: Limits
+    rate_limiter: RateLimiter = UNLIMITED
+    # Peers whose X-Forwarded-For is believed (graph/client_address.py); none by default.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from domain.enums import CallKind, Role
 from domain.errors import Conflict
 from domain.llm import LLMGateway
+from domain.rate_limits import RateLimiter, RateLimitPolicy
 from domain.services import catalog as catalog_service
 from domain.services import users as user_service
 from domain.services.sessions import SessionLimits
@@ -32,6 +33,7 @@ from infra.db.uow import SqlUnitOfWork
 from infra.events.memory import InMemoryEventBroker
 from infra.events.redis_broker import RedisEventBroker
 from infra.llm.registry import build_gateway
+from infra.rate_limits import LimitsCounterStore, memory_counters, redis_counters
 from infra.settings import Settings
 
 log = logging.getLogger("pantheon.startup")
@@ -47,6 +49,7 @@ class Started:
     owns_gateway: bool
     runtime: Runtime
     broker: EventBroker | None = None
+    counters: LimitsCounterStore | None = None
 
 
 def open_db(settings: Settings) -> Database:
@@ -80,7 +83,8 @@ async def start(
         log.info("events: Redis at %s, key prefix %r", broker.where, broker.prefix)
     owns_gateway = gateway is None
     gateway = gateway or build_gateway(catalog.providers)
-    runtime = build_runtime(settings, database, catalog, gateway, broker=broker)
+    counters = build_counters(settings)
+    runtime = build_runtime(settings, database, catalog, gateway, broker=broker, counters=counters)
     runtime.supervisor.start_sweeper(settings.recovery_interval_seconds)
     return Started(
         database=database,
@@ -89,6 +93,7 @@ async def start(
         owns_gateway=owns_gateway,
         runtime=runtime,
         broker=broker,
+        counters=counters,
     )
 
 
@@ -103,6 +108,8 @@ async def stop(started: Started, settings: Settings) -> None:
             try:
                 if started.broker is not None:
                     await started.broker.aclose()
+                if started.counters is not None:
+                    await started.counters.aclose()
             finally:
                 await started.database.dispose()
 
@@ -138,6 +145,23 @@ def build_broker(settings: Settings) -> EventBroker:
     return InMemoryEventBroker(retention_seconds=settings.event_retention_seconds)
 
 
+def build_counters(settings: Settings) -> LimitsCounterStore:
+    """The rate limits' counters: on Redis when PANTHEON_REDIS_URL is set (shared by every
+    process), else in memory (this process only)."""
+    if settings.redis_url:
+        return redis_counters(settings.redis_url, prefix=settings.redis_key_prefix)
+    return memory_counters()
+
+
+def rate_limit_policy(settings: Settings) -> RateLimitPolicy:
+    return RateLimitPolicy(
+        requests_per_minute=settings.rate_limit_requests_per_minute,
+        turns_per_minute=settings.rate_limit_turns_per_minute,
+        tokens_per_minute=settings.rate_limit_tokens_per_minute,
+        auth_failures_per_minute=settings.rate_limit_auth_failures_per_minute,
+    )
+
+
 def build_runtime(
     settings: Settings,
     database: Database,
@@ -145,16 +169,24 @@ def build_runtime(
     gateway: LLMGateway,
     *,
     broker: EventBroker | None = None,
+    counters: LimitsCounterStore | None = None,
 ) -> Runtime:
     turns = turn_settings(settings, catalog)
     if broker is None:
         broker = build_broker(settings)
+    limiter = RateLimiter(rate_limit_policy(settings), counters or build_counters(settings))
 
     def new_uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(database.writes)
 
     supervisor = TurnSupervisor(
-        RunnerDeps(new_uow=new_uow, gateway=gateway, publisher=broker, settings=turns),
+        RunnerDeps(
+            new_uow=new_uow,
+            gateway=gateway,
+            publisher=broker,
+            settings=turns,
+            rate_limiter=limiter,
+        ),
         runner_id=uuid.uuid4().hex,
     )
     # A cancelTurn served by any process reaches this one's runner at once.
@@ -180,6 +212,8 @@ def build_runtime(
             ),
             subscriber_buffer=settings.subscriber_buffer,
         ),
+        rate_limiter=limiter,
+        trusted_proxies=settings.trusted_proxy_networks,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -79,6 +80,23 @@ class Settings(BaseSettings):
     summary_threshold: int = Field(
         default=8, ge=1, description="finished turns since the last summary that make one due"
     )
+    # Rate limits (docs/rate_limits.md): per minute, sliding window; 0 turns one off.
+    rate_limit_requests_per_minute: int = Field(
+        default=1_200, ge=0, description="GraphQL operations (HTTP, WebSocket subscribe) per user"
+    )
+    rate_limit_turns_per_minute: int = Field(
+        default=120, ge=0, description="turns admitted per user"
+    )
+    rate_limit_tokens_per_minute: int = Field(
+        default=2_000_000, ge=0, description="provider tokens per user (estimated, then settled)"
+    )
+    rate_limit_auth_failures_per_minute: int = Field(
+        default=20, ge=0, description="invalid tokens per client address before it is refused"
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For names the client",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -98,6 +116,21 @@ class Settings(BaseSettings):
                 raise ValueError("an in-memory SQLite database is private to each connection")
             return value
         raise ValueError("must start with postgresql+asyncpg:// or sqlite+aiosqlite:///")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or CIDR network") from None
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = filter(None, (p.strip() for p in self.trusted_proxies.split(",")))
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> Settings:

@@ -12,6 +12,7 @@ from domain.enums import Role
 from domain.errors import NotFound
 from domain.money import non_negative_usd_to_nano
 from domain.ports import ReadStore, UnitOfWork
+from domain.rate_limits import RateLimiter
 from domain.records import User
 from domain.tokens import looks_like_token, new_token, token_digest
 
@@ -78,6 +79,21 @@ async def authenticate(reads: ReadStore, authorization: str | None) -> User | No
     if scheme.lower() != "bearer" or not looks_like_token(candidate):
         return None
     return await reads.user_by_token_digest(token_digest(candidate))
+
+
+async def authenticate_client(
+    reads: ReadStore, limiter: RateLimiter, authorization: str | None, client: str
+) -> User | None:
+    """`authenticate`, guarded against token guessing: an address that sent too many invalid
+    tokens is refused (RATE_LIMITED) before its token is read, and a token sent that resolves to
+    no user counts against its address. Requests that send no token count nothing."""
+    if not authorization or not authorization.strip():
+        return None
+    await limiter.check_authentication_allowed(client)
+    user = await authenticate(reads, authorization)
+    if user is None:
+        await limiter.record_authentication_failure(client)
+    return user
 
 
 async def _user_visible_to(uow: UnitOfWork, actor: User, user_id: uuid.UUID) -> User:

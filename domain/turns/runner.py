@@ -28,6 +28,7 @@ from domain.llm import (
     LLMStream,
     TextDelta,
 )
+from domain.rate_limits import UNLIMITED, RateLimiter
 from domain.records import Model
 from domain.summaries.pipeline import SummaryOutcome, plan_summary, summarize
 from domain.turns import routing
@@ -49,6 +50,7 @@ class RunnerDeps:
     gateway: LLMGateway
     publisher: EventPublisher
     settings: TurnSettings
+    rate_limiter: RateLimiter = UNLIMITED  # settles each turn's tokens after it
 
 
 @dataclass(slots=True)
@@ -91,6 +93,7 @@ class TurnRun:
         # heartbeat finding the turn no longer RUNNING is not a lost lease.
         self.closing = False
         self.calls_in_flight: list[_CallInFlight] = []
+        self.tokens_spent = 0  # provider tokens of every usage row staged, for the rate limit
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
@@ -419,6 +422,7 @@ class TurnRun:
                 policy=settings.policy,
             )
             if entries:
+                self._count_tokens(entries)
                 await uow.usage.add(
                     entries,
                     user_id=self.turn.user_id,
@@ -480,6 +484,7 @@ class TurnRun:
         agent_message_id: uuid.UUID | None = None,
     ) -> None:
         if entries:
+            self._count_tokens(entries)
             await uow.usage.add(
                 entries,
                 user_id=self.turn.user_id,
@@ -488,6 +493,9 @@ class TurnRun:
                 agent_message_id=agent_message_id,
                 at=utcnow(),
             )
+
+    def _count_tokens(self, entries: Sequence[UsageEntry]) -> None:
+        self.tokens_spent += sum(e.prompt_tokens + e.completion_tokens for e in entries)
 
     def _event(self, kind: TurnEventType, payload: dict[str, object]) -> TurnEvent:
         self.sequence += 1

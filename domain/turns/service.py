@@ -16,6 +16,7 @@ from domain.clock import utcnow
 from domain.enums import TurnMode, TurnStatus
 from domain.errors import BadUserInput, BudgetExceeded, Conflict, NotFound, RateLimited
 from domain.money import nano_to_usd
+from domain.rate_limits import UNLIMITED, LimitName, RateLimiter, TurnCharge
 from domain.records import Model, User
 from domain.spend import month_start
 from domain.turns import planning
@@ -24,12 +25,16 @@ from domain.turns.context import SessionMemory
 from domain.turns.contracts import EMPTY_AUDIT, RosterAgent, RoutingDecision
 from domain.turns.events import EventPublisher, TurnEvent, TurnEventType
 from domain.turns.ports import NewTurn, TurnClose, TurnUnitOfWork
+from domain.turns.rate_admission import estimated_turn_tokens
 from domain.turns.records import Turn
 from domain.turns.settings import TurnSettings
 
 log = logging.getLogger("pantheon.turns")
 
 MAX_IDEMPOTENCY_KEY = 128
+# The running-turns cap has no window: it frees when one of the user's turns finishes, usually
+# within seconds. Clients should rather wait for a TurnFinished; this is the polling hint.
+RUNNING_TURNS_RETRY_SECONDS = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +56,7 @@ class StartedTurn:
     memory: SessionMemory
     decision: RoutingDecision | None  # None in ORCHESTRATOR mode: the manager decides
     last_sequence: int
+    charge: TurnCharge | None = None  # what admission took from the rate limits; settled after
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,11 +72,12 @@ async def start_turn(
     settings: TurnSettings,
     *,
     runner_id: str,
+    limiter: RateLimiter = UNLIMITED,
 ) -> StartOutcome:
     _check_input(request, settings)
     fingerprint = _fingerprint(request)
     try:
-        return await _start(new_uow(), actor, request, settings, fingerprint, runner_id)
+        return await _start(new_uow(), actor, request, settings, fingerprint, runner_id, limiter)
     except Conflict:
         if request.idempotency_key is None:
             raise
@@ -88,6 +95,7 @@ async def _start(
     settings: TurnSettings,
     fingerprint: str,
     runner_id: str,
+    limiter: RateLimiter,
 ) -> StartOutcome:
     async with uow:
         if request.idempotency_key is not None:
@@ -115,10 +123,13 @@ async def _start(
         alive = [t for t in running if t.lease_expires_at is None or t.lease_expires_at > now]
         if len(alive) >= settings.max_running_turns_per_user:
             raise RateLimited(
-                f"at most {settings.max_running_turns_per_user} turns may run at once per user"
+                f"at most {settings.max_running_turns_per_user} turns may run at once per user",
+                limit=LimitName.RUNNING_TURNS.value,
+                retry_after_seconds=RUNNING_TURNS_RETRY_SECONDS,
             )
         reserve = _reservation(mode, request, roster, models, memory, settings)
         await _check_budget(uow, actor.id, running, reserve)
+        charge = await _check_rate_limits(limiter, actor, decision, roster, models, memory, request)
 
         index = await uow.turns.next_index(session.id)
         turn = await uow.turns.add(
@@ -150,6 +161,7 @@ async def _start(
             memory=memory,
             decision=decision,
             last_sequence=events[-1].sequence,
+            charge=charge,
         ),
     )
 
@@ -245,6 +257,23 @@ async def _check_budget(
             f"this turn could cost up to ${nano_to_usd(reserve)}, and the monthly budget has "
             f"${nano_to_usd(max(left, 0))} left"
         )
+
+
+async def _check_rate_limits(
+    limiter: RateLimiter,
+    actor: User,
+    decision: RoutingDecision | None,
+    roster: Sequence[RosterAgent],
+    models: dict[str, Model],
+    memory: SessionMemory,
+    request: RunTurnRequest,
+) -> TurnCharge:
+    """Last of the admission checks, so a turn refused for another reason costs no window: one
+    turn and its estimated tokens (the rest is settled after the turn, by the runner)."""
+    estimate = estimated_turn_tokens(
+        decision=decision, roster=roster, models=models, message=request.message, memory=memory
+    )
+    return await limiter.admit_turn(actor.id, estimated_tokens=estimate)
 
 
 def _opening_events(

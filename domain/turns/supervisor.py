@@ -59,7 +59,19 @@ class TurnSupervisor:
             self._heartbeat = asyncio.create_task(self._beat_forever())
         run = TurnRun(self.deps, started, cancel)
         self._runs[started.turn.id] = run
-        await run.run()
+        try:
+            await run.run()
+        finally:
+            await asyncio.shield(self._settle_rate_limit(started, run))
+
+    async def _settle_rate_limit(self, started: StartedTurn, run: TurnRun) -> None:
+        """Charges the user's token window with what the turn spent beyond its estimate."""
+        if started.charge is None:
+            return
+        try:
+            await self.deps.rate_limiter.settle_turn(started.charge, spent_tokens=run.tokens_spent)
+        except Exception:  # the limit is a guard, not a ledger: the turn's outcome stands
+            log.warning("could not settle turn %s's tokens", started.turn.id, exc_info=True)
 
     async def _beat_forever(self) -> None:
         """Renews every local turn's lease each interval; ends when none is left."""

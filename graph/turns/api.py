@@ -87,6 +87,7 @@ class TurnMutations:
             request,
             runtime.turns,
             runner_id=runtime.supervisor.runner_id,
+            limiter=runtime.rate_limiter,
         )
         if outcome.started is not None:
             task = runtime.supervisor.launch(outcome.started)
