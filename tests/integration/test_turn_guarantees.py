@@ -320,6 +320,9 @@ async def test_the_per_user_cap_refuses_a_turn_on_another_session(
 
     # then: refused for alice, nothing written for it; bob has his own cap
     assert error_codes(refused) == ["RATE_LIMITED"]
+    extensions = refused["errors"][0]["extensions"]
+    assert extensions["limit"] == "running_turns"
+    assert extensions["retryAfterSeconds"] >= 1
     assert bobs["data"]["runTurn"]["status"] == "RUNNING", bobs
     assert int(await scalar(database, "SELECT count(*) FROM turns")) == 2
     turn_id = running["data"]["runTurn"]["id"]
