@@ -9,6 +9,7 @@ import pytest
 from domain.errors import RateLimited
 from domain.rate_limits import LimitName, RateLimiter, RateLimitPolicy
 from infra.rate_limits import memory_counters
+from infra.settings import Settings
 
 USER = uuid.uuid4()
 
@@ -109,3 +110,10 @@ async def test_failed_authentications_lock_the_address_out_before_its_token_is_r
 
     assert refused.value.limit == "auth_failures"
     await rate.check_authentication_allowed("203.0.113.6")
+
+
+def test_trusted_proxies_must_be_addresses_or_networks() -> None:
+    parsed = Settings(trusted_proxies="10.0.0.0/8, 127.0.0.1,::1").trusted_proxy_networks
+    assert [str(network) for network in parsed] == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
+    with pytest.raises(ValueError, match="not an IP address"):
+        Settings(trusted_proxies="10.0.0.0/8,proxy.internal")
