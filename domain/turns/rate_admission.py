@@ -21,10 +21,10 @@ def estimated_turn_tokens(
     message: str,
     memory: SessionMemory,
 ) -> int:
-    """A lower bound of the tokens the turn will send: the prompts of the agents it will surely
-    call — the planned ones, or (the manager picking at least one) the smallest prompt. Replies,
-    routing and summaries are unknown before the calls and settled after the turn, so an
-    estimate that never overshoots means settling only shortfalls never overcharges."""
+    """What the turn will surely send: the prompts of the agents it will call — the planned ones,
+    or (the manager picking at least one) the smallest prompt, each within its context window as
+    the prompt builder keeps it. Replies, routing and summaries are unknown before the calls and
+    settled after the turn; aiming low keeps "settle only shortfalls" from overcharging."""
     base = estimate_tokens(message) + memory_tokens(memory) + 4 * PER_MESSAGE_OVERHEAD
     agents = planning.enabled(roster)
     if decision is not None:

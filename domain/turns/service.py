@@ -269,7 +269,7 @@ async def _check_rate_limits(
     request: RunTurnRequest,
 ) -> TurnCharge:
     """Last of the admission checks, so a turn refused for another reason costs no window: one
-    turn and its estimated tokens (the rest is settled after the turn, by the runner)."""
+    turn and its estimated tokens (the rest is settled after the turn, by the supervisor)."""
     estimate = estimated_turn_tokens(
         decision=decision, roster=roster, models=models, message=request.message, memory=memory
     )
