@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -24,6 +26,7 @@ from domain.llm import LLMGateway
 from domain.services.users import authenticate
 from graph import startup
 from graph.context import Context
+from graph.html_headers import html_response
 from graph.http_protocol import GraphQLOverHTTP
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -31,6 +34,7 @@ from graph.permissions import IsAuthenticated
 from graph.reports.csv_route import register_cost_report_csv
 from graph.runtime import Runtime
 from graph.schema import build_schema
+from graph.sockets.guard import WebSocketGuardMiddleware, guarded_socket
 from infra.settings import Settings
 
 log = logging.getLogger("pantheon.app")
@@ -39,23 +43,33 @@ log = logging.getLogger("pantheon.app")
 class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         # Strawberry's page loads GraphiQL from a CDN; ours serves the vendored assets.
-        return HTMLResponse(render_ide_html())
+        return html_response(render_ide_html())
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         # The socket's token comes in `connection_init` (GraphiQL forwards typed headers as
-        # connection params, so the key is matched case-insensitively), through the same
-        # `authenticate` as HTTP; a missing or bad one is refused before any subscription.
+        # connection params, so the key is matched case-insensitively), else in the upgrade
+        # request's header, through the same `authenticate` as HTTP; a missing or bad one is
+        # refused before any subscription. It is checked here even when the header was checked
+        # at the upgrade: `authenticated_at` must not predate a revocation the registry missed.
         params = context.connection_params
-        authorization = None
+        request = context.request
+        authorization = request.headers.get("authorization") if request is not None else None
         if isinstance(params, dict):
             for key, value in params.items():
                 if isinstance(key, str) and key.lower() == "authorization":
                     authorization = value if isinstance(value, str) else None
-        if authorization is not None:
-            context.viewer = await authenticate(context.runtime.reads, authorization)
+        authenticated_at = time.monotonic()
+        context.viewer = await authenticate(context.runtime.reads, authorization)
         if context.viewer is None:
             raise ConnectionRejectionError(
                 {"code": "UNAUTHENTICATED", "message": IsAuthenticated.message}
+            )
+        socket = guarded_socket(request.scope) if request is not None else None
+        if socket is not None:
+            # Over the per-user limit, or revoked meanwhile: the registry closes the socket
+            # (1008 / 4403) and the acknowledgement that follows is dropped.
+            await context.runtime.sockets.admit(
+                socket, context.viewer.id, authenticated_at=authenticated_at
             )
         return UNSET
 
@@ -110,8 +124,40 @@ def create_app(
     _health_routes(app)
     register_cost_report_csv(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestIdMiddleware)  # outermost: even a refused body gets an id
+    app.add_middleware(
+        WebSocketGuardMiddleware, max_message_bytes=settings.max_websocket_message_bytes
+    )
+    app.add_middleware(RequestIdMiddleware)  # even a refused body gets an id
+    _cors(app, settings)  # outermost: every answer, errors included, carries the CORS headers
     return app
+
+
+# Headers a browser frontend on another origin may read (Retry-After on 429/503, the request id
+# to quote in a bug report, the rate limit's state).
+EXPOSED_HEADERS = [
+    "Retry-After",
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
+
+
+def _cors(app: FastAPI, settings: Settings) -> None:
+    """Only with PANTHEON_CORS_ORIGINS set. Tokens travel in `Authorization`, never in cookies,
+    so credentials (cookies) are not allowed."""
+    origins = settings.cors_origin_list
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=EXPOSED_HEADERS,
+        allow_credentials=False,
+        max_age=600,
+    )
 
 
 def _health_routes(app: FastAPI) -> None:

@@ -14,6 +14,7 @@ from domain.turns.events import EventBroker, OutboxReads
 from domain.turns.ports import TurnReads, TurnUnitOfWork
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
+from graph.sockets.registry import SocketRegistry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,3 +41,4 @@ class Runtime:
     catalog: CatalogSpec
     providers: frozenset[str]  # provider names the catalog file declares
     limits: Limits
+    sockets: SocketRegistry  # open WebSockets by user: the per-user limit, revocation

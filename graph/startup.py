@@ -20,6 +20,8 @@ from domain.turns.runner import RunnerDeps
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
 from graph.runtime import Limits, Runtime
+from graph.sockets.ports import InMemorySocketCoordinator, SocketCoordinator
+from graph.sockets.registry import SocketRegistry
 from infra.catalog.loader import Catalog, load_catalog
 from infra.db import migrate
 from infra.db.engine import Database, open_configured_database
@@ -33,6 +35,7 @@ from infra.events.memory import InMemoryEventBroker
 from infra.events.redis_broker import RedisEventBroker
 from infra.llm.registry import build_gateway
 from infra.settings import Settings
+from infra.sockets.redis_coordinator import RedisSocketCoordinator
 
 log = logging.getLogger("pantheon.startup")
 
@@ -81,6 +84,8 @@ async def start(
     owns_gateway = gateway is None
     gateway = gateway or build_gateway(catalog.providers)
     runtime = build_runtime(settings, database, catalog, gateway, broker=broker)
+    if isinstance(runtime.sockets.coordinator, RedisSocketCoordinator):
+        runtime.sockets.coordinator.start()
     runtime.supervisor.start_sweeper(settings.recovery_interval_seconds)
     return Started(
         database=database,
@@ -104,7 +109,10 @@ async def stop(started: Started, settings: Settings) -> None:
                 if started.broker is not None:
                     await started.broker.aclose()
             finally:
-                await started.database.dispose()
+                try:
+                    await started.runtime.sockets.aclose()
+                finally:
+                    await started.database.dispose()
 
 
 def turn_settings(settings: Settings, catalog: Catalog) -> TurnSettings:
@@ -136,6 +144,16 @@ def build_broker(settings: Settings) -> EventBroker:
             max_stream_length=settings.redis_stream_max_length,
         )
     return InMemoryEventBroker(retention_seconds=settings.event_retention_seconds)
+
+
+def build_socket_registry(settings: Settings) -> SocketRegistry:
+    """Socket counts and revocations shared through Redis when PANTHEON_REDIS_URL is set."""
+    coordinator: SocketCoordinator
+    if settings.redis_url:
+        coordinator = RedisSocketCoordinator(settings.redis_url, prefix=settings.redis_key_prefix)
+    else:
+        coordinator = InMemorySocketCoordinator()
+    return SocketRegistry(coordinator, max_per_user=settings.max_websockets_per_user)
 
 
 def build_runtime(
@@ -180,6 +198,7 @@ def build_runtime(
             ),
             subscriber_buffer=settings.subscriber_buffer,
         ),
+        sockets=build_socket_registry(settings),
     )
 
 
