@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,7 @@ import websockets
 from websockets.typing import Subprotocol
 
 from infra.settings import Settings
+from infra.sockets.redis_coordinator import RedisSocketCoordinator
 from tests.conftest import Actor, GraphQL, running_app
 from tests.db import REDIS_URL_ENV, delete_redis_keys
 from tests.integration.test_subscriptions import _serve
@@ -102,10 +104,6 @@ async def test_an_oversize_message_closes_the_socket_with_1009(
         await ws.send(json.dumps(huge))
         # then: the socket is closed as "message too big", without an answer
         assert await close_code(ws) == 1009
-
-
-async def test_the_default_message_limit_is_64_kib() -> None:
-    assert Settings().max_websocket_message_bytes == 64 * 1024
 
 
 # --- sockets per user --------------------------------------------------------------------------
@@ -221,3 +219,45 @@ async def test_the_socket_limit_holds_across_processes(
             sockets.append(await open_acknowledged(url_a, alice))
         finally:
             await close_all(sockets)
+
+
+@pytest.mark.redis
+async def test_the_sockets_of_a_process_that_died_stop_counting_after_the_claim_ttl(
+    shared_redis: tuple[str, str],
+) -> None:
+    url, prefix = shared_redis
+    user = uuid.uuid4()
+    dead = RedisSocketCoordinator(url, prefix=prefix, claim_ttl_seconds=1.0)
+    alive = RedisSocketCoordinator(url, prefix=prefix, claim_ttl_seconds=1.0)
+    try:
+        # given: a process holds the user's only place and then stops renewing it (it died)
+        assert await dead.claim(user, "s1", limit=1)
+        assert not await alive.claim(user, "s2", limit=1)
+        # when: its claim's TTL passes, the place is free for the live process
+        await asyncio.sleep(1.2)  # the TTL runs on Redis's clock: nothing to wait on
+        assert await alive.claim(user, "s2", limit=1)
+        # and: a live process's renewal keeps its claim beyond the TTL
+        await asyncio.sleep(0.6)
+        await alive.renew()
+        await asyncio.sleep(0.6)
+        assert not await dead.claim(user, "s3", limit=1)
+    finally:
+        await dead.aclose()
+        await alive.aclose()
+
+
+async def test_without_redis_the_count_falls_back_to_this_processs_sockets() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    coordinator = RedisSocketCoordinator(f"redis://127.0.0.1:{port}/0", timeout_seconds=0.5)
+    user = uuid.uuid4()
+    try:
+        assert await coordinator.claim(user, "s1", limit=2)
+        assert await coordinator.claim(user, "s2", limit=2)
+        assert not await coordinator.claim(user, "s3", limit=2)
+        await coordinator.release(user, "s1")
+        assert await coordinator.claim(user, "s3", limit=2)
+        await coordinator.announce_revoked(user)  # logged, never raised
+    finally:
+        await coordinator.aclose()
