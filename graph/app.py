@@ -68,8 +68,16 @@ class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
         if socket is not None:
             # Over the per-user limit, or revoked meanwhile: the registry closes the socket
             # (1008 / 4403) and the acknowledgement that follows is dropped.
+            reads, token = context.runtime.reads, authorization
+
+            async def still_valid() -> bool:
+                return await authenticate(reads, token) is not None
+
             await context.runtime.sockets.admit(
-                socket, context.viewer.id, authenticated_at=authenticated_at
+                socket,
+                context.viewer.id,
+                authenticated_at=authenticated_at,
+                still_valid=still_valid,
             )
         return UNSET
 

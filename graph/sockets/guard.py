@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,7 +38,7 @@ class GuardedSocket:
         self._closed = asyncio.Event()
         self._close_code = 1000
         self._pending: asyncio.Future[Message] | None = None
-        self._closing: asyncio.Future[bool] | None = None
+        self._closing: asyncio.Future[Any] | None = None
         self._on_end: list[Callable[[], Awaitable[None]]] = []
         self.finished = False  # the connection is over and its `on_end` callbacks ran
 
@@ -71,10 +72,12 @@ class GuardedSocket:
             self._pending = asyncio.ensure_future(self._receive())
         if self._closing is None:
             self._closing = asyncio.ensure_future(self._closed.wait())
-        await asyncio.wait({self._pending, self._closing}, return_when=asyncio.FIRST_COMPLETED)
-        if not self._pending.done():  # closed while the app waited for the client
+        pending: asyncio.Future[Any] = self._pending
+        await asyncio.wait({pending, self._closing}, return_when=asyncio.FIRST_COMPLETED)
+        if not pending.done():  # closed while the app waited for the client
             return self._disconnect()
-        message, self._pending = self._pending.result(), None
+        message: Message = pending.result()
+        self._pending = None
         if message["type"] == "websocket.receive" and self._too_big(message):
             await self.close(MESSAGE_TOO_BIG, f"message over {self._max_message_bytes} bytes")
             return self._disconnect()

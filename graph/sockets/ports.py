@@ -21,6 +21,11 @@ class SocketCoordinator(Protocol):
 
     def on_revoked(self, callback: Callable[[uuid.UUID], None]) -> None: ...
 
+    def on_reconnected(self, callback: Callable[[], None]) -> None:
+        """Called when the broadcast was lost for a while and works again: revocations sent
+        meanwhile never arrived, so the registry checks its sockets' tokens again."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -51,6 +56,9 @@ class InMemorySocketCoordinator:
 
     def on_revoked(self, callback: Callable[[uuid.UUID], None]) -> None:
         self._callbacks.append(callback)
+
+    def on_reconnected(self, callback: Callable[[], None]) -> None:
+        """In memory the broadcast is never lost."""
 
     async def aclose(self) -> None:
         self._claims.clear()

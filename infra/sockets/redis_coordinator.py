@@ -78,6 +78,7 @@ class RedisSocketCoordinator:
         self._renew_script = self._redis.register_script(_RENEW)
         self._claims: dict[uuid.UUID, set[str]] = {}  # this process's sockets, by user
         self._callbacks: list[Callable[[uuid.UUID], None]] = []
+        self._reconnected: list[Callable[[], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()  # the revocation channel is subscribed (tests wait)
         self._failing = False
@@ -174,14 +175,21 @@ class RedisSocketCoordinator:
     def on_revoked(self, callback: Callable[[uuid.UUID], None]) -> None:
         self._callbacks.append(callback)
 
+    def on_reconnected(self, callback: Callable[[], None]) -> None:
+        self._reconnected.append(callback)
+
     async def _listen(self) -> None:
         backoff = 0.1
+        lost = False  # revocations published meanwhile never arrived
         while not self._closed:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.revoked_channel)
                 self.listening.set()
                 backoff = 0.1
+                if lost:
+                    lost = False
+                    self._notify_reconnected()
                 while not self._closed:
                     message = await pubsub.get_message(timeout=0.2)
                     if message is not None and message.get("type") == "message":
@@ -191,6 +199,7 @@ class RedisSocketCoordinator:
             except Exception as exc:
                 if self._closed:
                     return
+                lost = True
                 if self.listening.is_set():
                     log.warning(
                         "revocation listener lost Redis at %s (%s); reconnecting",
@@ -205,6 +214,14 @@ class RedisSocketCoordinator:
                 return
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _notify_reconnected(self) -> None:
+        log.warning("revocation listener back on Redis at %s; re-checking tokens", self.where)
+        for callback in list(self._reconnected):
+            try:
+                callback()
+            except Exception:
+                log.exception("reconnection callback failed")
 
     def _dispatch(self, data: Any) -> None:
         try:

@@ -12,12 +12,16 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import websockets
+from redis.asyncio import Redis
 from websockets.typing import Subprotocol
 
+from infra.db.engine import Database
+from infra.db.uow import SqlUnitOfWork
 from infra.settings import Settings
 from infra.sockets.redis_coordinator import RedisSocketCoordinator
 from tests.conftest import Actor, GraphQL, running_app
@@ -261,3 +265,55 @@ async def test_without_redis_the_count_falls_back_to_this_processs_sockets() -> 
         await coordinator.announce_revoked(user)  # logged, never raised
     finally:
         await coordinator.aclose()
+
+
+async def test_a_recheck_closes_the_sockets_whose_tokens_were_revoked_unannounced(
+    settings: Settings, database: Database, alice: Actor, bob: Actor
+) -> None:
+    async with server(settings) as (url, _gql, app):
+        alices = await open_acknowledged(url, alice)
+        bobs = await open_acknowledged(url, bob)
+        try:
+            # given: alice's tokens are revoked where no announcement reaches this process
+            # (as when the revocation channel was down)
+            async with SqlUnitOfWork(database.writes) as uow:
+                await uow.tokens.revoke_all(alice.uuid, at=datetime.now(UTC))
+                await uow.commit()
+            assert await still_open(alices)
+            # when: the registry checks its sockets again (it does when the channel is back)
+            assert await app.state.runtime.sockets.recheck() == 1
+            # then: her socket is closed as forbidden, bob's is not
+            assert await close_code(alices, REVOCATION_BOUND) == 4403
+            assert await still_open(bobs)
+        finally:
+            await close_all([alices, bobs])
+
+
+@pytest.mark.redis
+async def test_the_revocation_listener_reports_a_reconnection(
+    shared_redis: tuple[str, str],
+) -> None:
+    url, prefix = shared_redis
+    coordinator = RedisSocketCoordinator(url, prefix=prefix)
+    reconnected = asyncio.Event()
+    coordinator.on_reconnected(reconnected.set)
+    admin = Redis.from_url(url, decode_responses=True)
+    try:
+        coordinator.start()
+        async with asyncio.timeout(10):
+            await coordinator.listening.wait()
+        assert not reconnected.is_set()
+        # when: its pub/sub connection (the only one named after this prefix) is cut
+        listeners = [
+            client["id"]
+            for client in await admin.client_list()
+            if client.get("name") == f"pantheon-{prefix}" and "P" in client.get("flags", "")
+        ]
+        assert len(listeners) == 1, listeners
+        await admin.client_kill_filter(_id=listeners[0])
+        # then: once subscribed again it says so (the registry re-checks its sockets' tokens)
+        async with asyncio.timeout(10):
+            await reconnected.wait()
+    finally:
+        await coordinator.aclose()
+        await admin.aclose()
