@@ -67,6 +67,17 @@ document.addEventListener("securitypolicyviolation", (event) => {
 });
 """
 JS_CSP_VIOLATIONS = "window.__cspViolations"
+# Subscriptions: the page may open its WebSocket (same origin, `connect-src 'self'`).
+JS_OPEN_SOCKET = """(() => {
+  window.__socketState = "pending";
+  const url = new URL("/graphql", window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(url.href, "graphql-transport-ws");
+  socket.onopen = () => { window.__socketState = "open"; socket.close(); };
+  socket.onerror = () => { window.__socketState = "error"; };
+  return true;
+})()"""
+JS_SOCKET_STATE = "window.__socketState !== 'pending' && window.__socketState"
 # The control: an inline script the page never had must be refused by its policy.
 JS_INJECT_INLINE_SCRIPT = """(() => {
   const script = document.createElement("script");
@@ -316,6 +327,9 @@ async def test_graphiql_runs_me_query_in_headless_chromium(
                 assert "script-src 'self' 'sha256-" in cdp.page_policy(server.url), cdp.page_policy(
                     server.url
                 )
+                await cdp.evaluate(JS_OPEN_SOCKET)
+                state = await _until(cdp, JS_SOCKET_STATE, RESULT_TIMEOUT, "no socket outcome")
+                assert state == "open", cdp.diagnostics()
                 assert await cdp.evaluate(JS_CSP_VIOLATIONS) == [], cdp.diagnostics()
                 assert cdp.csp_console_errors() == []
                 # (the control: an inline script the page did not ship is refused and reported)
