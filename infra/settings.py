@@ -83,7 +83,7 @@ class Settings(BaseSettings):
         default="",
         description="comma-separated origins allowed to call the API from a browser; empty: none",
     )
-    limit_concurrency: int | None = Field(
+    limit_concurrency: int = Field(
         default=1_000,
         ge=1,
         description="connections (HTTP and WebSocket) one `serve` process holds before 503",
