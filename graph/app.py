@@ -50,7 +50,8 @@ class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
         # connection params, so the key is matched case-insensitively), else in the upgrade
         # request's header, through the same `authenticate` as HTTP; a missing or bad one is
         # refused before any subscription. It is checked here even when the header was checked
-        # at the upgrade: `authenticated_at` must not predate a revocation the registry missed.
+        # at the upgrade, so `authenticated_at` is this check's moment: a revocation this
+        # process hears of after it closes the socket, one heard of before refuses it.
         params = context.connection_params
         request = context.request
         authorization = request.headers.get("authorization") if request is not None else None
