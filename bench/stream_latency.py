@@ -532,6 +532,8 @@ def main() -> None:
                 "PANTHEON_DATA_DIR": str(tmp / "data"),
                 "PANTHEON_DB_POOL_SIZE": str(min(args.turns, 40)),
                 "PANTHEON_MAX_RUNNING_TURNS_PER_USER": str(args.turns),
+                # one user holds every subscriber's socket (one per turn, plus the warm-up's)
+                "PANTHEON_MAX_WEBSOCKETS_PER_USER": str(args.turns + 10),
                 "PANTHEON_SUMMARY_THRESHOLD": "1000000",
                 "PANTHEON_LOG_LEVEL": "WARNING",
             }

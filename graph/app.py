@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
@@ -22,10 +24,11 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from domain.errors import RateLimited
 from domain.llm import LLMGateway
-from domain.services.users import authenticate_client
+from domain.services.users import authenticate, authenticate_client
 from graph import startup
 from graph.client_address import client_address
 from graph.context import Context
+from graph.html_headers import html_response
 from graph.http_protocol import GraphQLOverHTTP
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -34,6 +37,7 @@ from graph.rate_limits import rate_limited_response, set_window_headers
 from graph.reports.csv_route import register_cost_report_csv
 from graph.runtime import Runtime
 from graph.schema import build_schema
+from graph.sockets.guard import WebSocketGuardMiddleware, guarded_socket
 from infra.settings import Settings
 
 log = logging.getLogger("pantheon.app")
@@ -42,28 +46,32 @@ log = logging.getLogger("pantheon.app")
 class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         # Strawberry's page loads GraphiQL from a CDN; ours serves the vendored assets.
-        return HTMLResponse(render_ide_html())
+        return html_response(render_ide_html())
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         # The socket's token comes in `connection_init` (GraphiQL forwards typed headers as
-        # connection params, so the key is matched case-insensitively), through the same
-        # `authenticate` as HTTP; a missing or bad one is refused before any subscription. (A
-        # token in the upgrade's headers is read here too, under the same failure limit.)
+        # connection params, so the key is matched case-insensitively), else in the upgrade
+        # request's header, through the same `authenticate` as HTTP (under the same failure
+        # limit); a missing or bad one is refused before any subscription. It is checked here
+        # even when the header was checked at the upgrade, so `authenticated_at` is this check's
+        # moment: a revocation this process hears of after it closes the socket, one heard of
+        # before refuses it.
         params = context.connection_params
-        connection = context.request
-        assert isinstance(connection, HTTPConnection)
-        authorization = connection.headers.get("authorization")
+        request = context.request
+        assert isinstance(request, HTTPConnection)
+        authorization = request.headers.get("authorization")
         if isinstance(params, dict):
             for key, value in params.items():
                 if isinstance(key, str) and key.lower() == "authorization":
                     authorization = value if isinstance(value, str) else None
+        authenticated_at = time.monotonic()
         runtime = context.runtime
         try:
             context.viewer = await authenticate_client(
                 runtime.reads,
                 runtime.rate_limiter,
                 authorization,
-                client_address(connection, runtime.trusted_proxies),
+                client_address(request, runtime.trusted_proxies),
             )
         except RateLimited as refused:
             raise ConnectionRejectionError(
@@ -72,6 +80,21 @@ class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
         if context.viewer is None:
             raise ConnectionRejectionError(
                 {"code": "UNAUTHENTICATED", "message": IsAuthenticated.message}
+            )
+        socket = guarded_socket(request.scope)
+        if socket is not None:
+            # Over the per-user limit, or revoked meanwhile: the registry closes the socket
+            # (1008 / 4403) and the acknowledgement that follows is dropped.
+            reads, token = context.runtime.reads, authorization
+
+            async def still_valid() -> bool:
+                return await authenticate(reads, token) is not None
+
+            await context.runtime.sockets.admit(
+                socket,
+                context.viewer.id,
+                authenticated_at=authenticated_at,
+                still_valid=still_valid,
             )
         return UNSET
 
@@ -140,8 +163,40 @@ def create_app(
     _health_routes(app)
     register_cost_report_csv(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestIdMiddleware)  # outermost: even a refused body gets an id
+    app.add_middleware(
+        WebSocketGuardMiddleware, max_message_bytes=settings.max_websocket_message_bytes
+    )
+    app.add_middleware(RequestIdMiddleware)  # even a refused body gets an id
+    _cors(app, settings)  # outermost: every answer, errors included, carries the CORS headers
     return app
+
+
+# Headers a browser frontend on another origin may read (Retry-After on 429/503, the request id
+# to quote in a bug report, the rate limit's state).
+EXPOSED_HEADERS = [
+    "Retry-After",
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
+
+
+def _cors(app: FastAPI, settings: Settings) -> None:
+    """Only with PANTHEON_CORS_ORIGINS set. Tokens travel in `Authorization`, never in cookies,
+    so credentials (cookies) are not allowed."""
+    origins = settings.cors_origin_list
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=EXPOSED_HEADERS,
+        allow_credentials=False,
+        max_age=600,
+    )
 
 
 def _health_routes(app: FastAPI) -> None:

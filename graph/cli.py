@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -87,7 +87,22 @@ def serve(
         # X-Forwarded-For is believed only from PANTHEON_TRUSTED_PROXIES (docs/rate_limits.md),
         # not also from uvicorn's default trusted 127.0.0.1.
         proxy_headers=False,
+        **server_limits(settings),
     )
+
+
+def server_limits(settings: Settings) -> dict[str, Any]:
+    """uvicorn's connection limits from the settings (docs/operations.md, *Connections*).
+    uvicorn has no timeout for reading request headers or bodies: put a reverse proxy that has
+    one in front."""
+    return {
+        "limit_concurrency": settings.limit_concurrency,  # HTTP and WebSocket connections
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "ws_ping_interval": settings.ws_ping_interval_seconds,
+        "ws_ping_timeout": settings.ws_ping_timeout_seconds,
+        # The app enforces the same bound itself (graph/sockets/guard.py), whatever the server.
+        "ws_max_size": settings.max_websocket_message_bytes,
+    }
 
 
 @app.command()

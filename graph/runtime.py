@@ -16,6 +16,7 @@ from domain.turns.events import EventBroker, OutboxReads
 from domain.turns.ports import TurnReads, TurnUnitOfWork
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
+from graph.sockets.registry import SocketRegistry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +43,7 @@ class Runtime:
     catalog: CatalogSpec
     providers: frozenset[str]  # provider names the catalog file declares
     limits: Limits
+    sockets: SocketRegistry  # open WebSockets by user: the per-user limit, revocation
     rate_limiter: RateLimiter = UNLIMITED
     # Peers whose X-Forwarded-For is believed (graph/client_address.py); none by default.
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()

@@ -21,6 +21,8 @@ from domain.turns.runner import RunnerDeps
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
 from graph.runtime import Limits, Runtime
+from graph.sockets.ports import InMemorySocketCoordinator, SocketCoordinator
+from graph.sockets.registry import SocketRegistry
 from infra.catalog.loader import Catalog, load_catalog
 from infra.db import migrate
 from infra.db.engine import Database, open_configured_database
@@ -35,6 +37,7 @@ from infra.events.redis_broker import RedisEventBroker
 from infra.llm.registry import build_gateway
 from infra.rate_limits import LimitsCounterStore, memory_counters, redis_counters
 from infra.settings import Settings
+from infra.sockets.redis_coordinator import RedisSocketCoordinator
 
 log = logging.getLogger("pantheon.startup")
 
@@ -85,6 +88,8 @@ async def start(
     gateway = gateway or build_gateway(catalog.providers)
     counters = build_counters(settings)
     runtime = build_runtime(settings, database, catalog, gateway, broker=broker, counters=counters)
+    if isinstance(runtime.sockets.coordinator, RedisSocketCoordinator):
+        runtime.sockets.coordinator.start()
     runtime.supervisor.start_sweeper(settings.recovery_interval_seconds)
     return Started(
         database=database,
@@ -111,7 +116,10 @@ async def stop(started: Started, settings: Settings) -> None:
                 if started.counters is not None:
                     await started.counters.aclose()
             finally:
-                await started.database.dispose()
+                try:
+                    await started.runtime.sockets.aclose()
+                finally:
+                    await started.database.dispose()
 
 
 def turn_settings(settings: Settings, catalog: Catalog) -> TurnSettings:
@@ -160,6 +168,16 @@ def rate_limit_policy(settings: Settings) -> RateLimitPolicy:
         tokens_per_minute=settings.rate_limit_tokens_per_minute,
         auth_failures_per_minute=settings.rate_limit_auth_failures_per_minute,
     )
+
+
+def build_socket_registry(settings: Settings) -> SocketRegistry:
+    """Socket counts and revocations shared through Redis when PANTHEON_REDIS_URL is set."""
+    coordinator: SocketCoordinator
+    if settings.redis_url:
+        coordinator = RedisSocketCoordinator(settings.redis_url, prefix=settings.redis_key_prefix)
+    else:
+        coordinator = InMemorySocketCoordinator()
+    return SocketRegistry(coordinator, max_per_user=settings.max_websockets_per_user)
 
 
 def build_runtime(
@@ -214,6 +232,7 @@ def build_runtime(
         ),
         rate_limiter=limiter,
         trusted_proxies=settings.trusted_proxy_networks,
+        sockets=build_socket_registry(settings),
     )
 
 

@@ -72,6 +72,32 @@ class Settings(BaseSettings):
         default=256, ge=1, description="events a subscriber may lag behind before SLOW_CONSUMER"
     )
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    max_websocket_message_bytes: int = Field(
+        default=65_536,
+        ge=1_024,
+        description="a larger inbound WebSocket message closes the socket (1009)",
+    )
+    max_websockets_per_user: int = Field(
+        default=10, ge=1, description="open sockets per user; the next is closed with 1008"
+    )
+    cors_origins: str = Field(
+        default="",
+        description="comma-separated origins allowed to call the API from a browser; empty: none",
+    )
+    limit_concurrency: int = Field(
+        default=1_000,
+        ge=1,
+        description="connections (HTTP and WebSocket) one `serve` process holds before 503",
+    )
+    keep_alive_seconds: int = Field(
+        default=5, ge=1, description="an idle HTTP keep-alive connection is closed after this"
+    )
+    ws_ping_interval_seconds: float = Field(
+        default=20.0, gt=0, description="how often `serve` pings each WebSocket"
+    )
+    ws_ping_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="a WebSocket not answering a ping within this is closed"
+    )
     routing_billing_category: BillingCategory = Field(
         default=BillingCategory.UNMETERED,
         description="F46: UNMETERED (locked decision) or SYSTEM_OVERHEAD (Option A)",
@@ -142,6 +168,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            if origin == "*":
+                continue
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """`PANTHEON_CORS_ORIGINS` split here (a list-typed setting would be JSON-decoded)."""
+        return _split_origins(self.cors_origins)
+
     @property
     def embedded(self) -> bool:
         """True when running on the embedded defaults (no database configured)."""
@@ -152,6 +194,10 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'pantheon.db'}"
+
+
+def _split_origins(value: str) -> list[str]:
+    return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
 
 
 class SettingsError(Exception):

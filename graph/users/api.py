@@ -70,9 +70,14 @@ class UserMutations:
         description="ADMIN, or the user itself; returns how many tokens were revoked",
     )
     async def revoke_tokens(self, info: Info, user_id: strawberry.ID) -> int:
-        return await service.revoke_tokens(
-            info.context.runtime.new_uow(), info.context.require_viewer(), uuid_of(user_id, "User")
+        target = uuid_of(user_id, "User")
+        revoked = await service.revoke_tokens(
+            info.context.runtime.new_uow(), info.context.require_viewer(), target
         )
+        # The user's open WebSockets were authenticated with those tokens: close them (4403),
+        # here and on every other process.
+        await info.context.runtime.sockets.revoke(target)
+        return revoked
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="ADMIN; null removes the budget")
     async def set_user_budget(

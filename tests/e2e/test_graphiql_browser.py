@@ -3,7 +3,9 @@ DevTools Protocol (CDP) with `websockets`, with no network beyond 127.0.0.1.
 
 The page is opened as /graphql?token=<demo admin token>, the query `{ me { handle } }` is typed
 into the query editor (its CodeMirror instance) and run with the execute button; the result pane
-must show the admin's handle. A screenshot goes to $PANTHEON_ARTIFACTS_DIR (else a tmp dir).
+must show the admin's handle, and the page must cause no Content-Security-Policy violation (while
+an inline script injected afterwards is refused: the policy is enforced). A screenshot goes to
+$PANTHEON_ARTIFACTS_DIR (else a tmp dir).
 
 Skipped when /usr/bin/chromium is missing, unless PANTHEON_REQUIRE_BROWSER=1 (.ci/run sets it):
 then a missing browser fails the test.
@@ -55,6 +57,34 @@ JS_SET_QUERY = f"{QUERY_EDITOR}.CodeMirror.setValue({json.dumps(QUERY)}); true"
 JS_QUERY_TEXT = f"{QUERY_EDITOR}.CodeMirror.getValue()"
 JS_RUN = f"{EXECUTE_BUTTON}.click(); true"
 JS_RESULT_TEXT = f"(({RESULT_EDITOR} || {{}}).CodeMirror || {{getValue: () => ''}}).getValue()"
+
+# Installed by CDP before the page's own scripts (CDP's scripts are exempt from the page's CSP):
+# every Content-Security-Policy violation the page causes is recorded.
+JS_RECORD_CSP_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolations.push(event.effectiveDirective + " " + (event.blockedURI || "inline"));
+});
+"""
+JS_CSP_VIOLATIONS = "window.__cspViolations"
+# Subscriptions: the page may open its WebSocket (same origin, `connect-src 'self'`).
+JS_OPEN_SOCKET = """(() => {
+  window.__socketState = "pending";
+  const url = new URL("/graphql", window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(url.href, "graphql-transport-ws");
+  socket.onopen = () => { window.__socketState = "open"; socket.close(); };
+  socket.onerror = () => { window.__socketState = "error"; };
+  return true;
+})()"""
+JS_SOCKET_STATE = "window.__socketState !== 'pending' && window.__socketState"
+# The control: an inline script the page never had must be refused by its policy.
+JS_INJECT_INLINE_SCRIPT = """(() => {
+  const script = document.createElement("script");
+  script.textContent = "window.__injectedRan = true;";
+  document.body.appendChild(script);
+  return true;
+})()"""
 
 
 def _require_chromium() -> None:
@@ -198,6 +228,26 @@ class Cdp:
                 urls.append(event["params"]["url"])
         return urls
 
+    def page_policy(self, origin: str) -> str:
+        """The Content-Security-Policy header of the GraphiQL document's response."""
+        for event in self.events:
+            if event["method"] != "Network.responseReceived":
+                continue
+            response = event["params"]["response"]
+            if event["params"].get("type") == "Document" and response["url"].startswith(origin):
+                headers = {k.lower(): v for k, v in response["headers"].items()}
+                return str(headers.get("content-security-policy", ""))
+        return ""
+
+    def csp_console_errors(self) -> list[str]:
+        """Console entries about the Content-Security-Policy (Chromium logs each refusal)."""
+        texts = [
+            str(event["params"]["entry"].get("text", ""))
+            for event in self.events
+            if event["method"] == "Log.entryAdded"
+        ]
+        return [text for text in texts if "Content Security Policy" in text]
+
     def diagnostics(self) -> str:
         lines = [f"requested: {url}" for url in self.urls_requested()]
         for event in self.events:
@@ -207,6 +257,8 @@ class Cdp:
             elif event["method"] == "Runtime.consoleAPICalled":
                 args = [arg.get("value", arg.get("description")) for arg in event["params"]["args"]]
                 lines.append(f"console.{event['params']['type']}: {args}")
+            elif event["method"] == "Log.entryAdded":
+                lines.append(f"log: {event['params']['entry'].get('text')}")
         return "\n".join(lines)
 
 
@@ -242,8 +294,11 @@ async def test_graphiql_runs_me_query_in_headless_chromium(
             cdp = Cdp(ws)
             try:
                 # given: GraphiQL opened with the admin token prefilled in the headers
-                for domain in ("Network", "Page", "Runtime"):
+                for domain in ("Network", "Page", "Runtime", "Log"):
                     await cdp.call(f"{domain}.enable")
+                await cdp.call(
+                    "Page.addScriptToEvaluateOnNewDocument", source=JS_RECORD_CSP_VIOLATIONS
+                )
                 await cdp.call("Page.navigate", url=f"{server.url}/graphql?token={token}")
                 await _until(cdp, JS_RENDERED, RENDER_TIMEOUT, "GraphiQL did not render")
 
@@ -267,6 +322,23 @@ async def test_graphiql_runs_me_query_in_headless_chromium(
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
                 with capsys.disabled():
                     print(f"\nGraphiQL screenshot: {screenshot}")
+
+                # and: the page ran under its Content-Security-Policy without one violation
+                assert "script-src 'self' 'sha256-" in cdp.page_policy(server.url), cdp.page_policy(
+                    server.url
+                )
+                await cdp.evaluate(JS_OPEN_SOCKET)
+                state = await _until(cdp, JS_SOCKET_STATE, RESULT_TIMEOUT, "no socket outcome")
+                assert state == "open", cdp.diagnostics()
+                assert await cdp.evaluate(JS_CSP_VIOLATIONS) == [], cdp.diagnostics()
+                assert cdp.csp_console_errors() == []
+                # (the control: an inline script the page did not ship is refused and reported)
+                await cdp.evaluate(JS_INJECT_INLINE_SCRIPT)
+                await _until(
+                    cdp, f"{JS_CSP_VIOLATIONS}.length > 0", RESULT_TIMEOUT, "no CSP violation"
+                )
+                assert await cdp.evaluate("window.__injectedRan === undefined")
+                assert await cdp.evaluate(JS_CSP_VIOLATIONS) == ["script-src-elem inline"]
 
                 # and: nothing the page loaded came from beyond 127.0.0.1
                 requested = cdp.urls_requested()

@@ -1,0 +1,1 @@
+"""Cross-process socket bookkeeping (the Redis implementation of graph/sockets' coordinator)."""
