@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -24,6 +23,7 @@ from domain.llm import LLMGateway
 from domain.services.users import authenticate
 from graph import startup
 from graph.context import Context
+from graph.errors import RETRY_AFTER_SECONDS
 from graph.http_protocol import GraphQLOverHTTP
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -31,6 +31,7 @@ from graph.permissions import IsAuthenticated
 from graph.reports.csv_route import register_cost_report_csv
 from graph.runtime import Runtime
 from graph.schema import build_schema
+from infra.db.faults import database_fault
 from infra.settings import Settings
 
 log = logging.getLogger("pantheon.app")
@@ -110,7 +111,8 @@ def create_app(
     _health_routes(app)
     register_cost_report_csv(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestIdMiddleware)  # outermost: even a refused body gets an id
+    # outermost: even a refused body gets an id
+    app.add_middleware(RequestIdMiddleware, infra_fault=database_fault)
     return app
 
 
@@ -122,9 +124,16 @@ def _health_routes(app: FastAPI) -> None:
     @app.get("/api/v1/ready")
     async def ready(request: Request) -> JSONResponse:
         try:
-            async with request.app.state.database.reads() as session:
-                await session.execute(text("SELECT 1"))
-        except Exception:
-            log.exception("readiness check failed")
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+            await request.app.state.database.ping()
+        except Exception as error:
+            fault = database_fault(error)
+            if fault is None:
+                log.exception("readiness check failed")
+            else:
+                log.warning("not ready: database unavailable: %s", fault)
+            return JSONResponse(
+                {"status": "unavailable", "database": "down"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         return JSONResponse({"status": "ready", "database": "up"})

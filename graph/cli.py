@@ -20,16 +20,22 @@ from graph.request_context import RequestIdFilter
 from infra.catalog.loader import CatalogError, load_catalog
 from infra.db import migrate as migrations
 from infra.db.engine import Database, open_configured_database
+from infra.db.faults import database_fault
 from infra.db.uow import SqlUnitOfWork
 from infra.logging import configure_logging
 from infra.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 
+# A traceback never shows local variables: they hold settings, prompts and tokens.
 app = typer.Typer(
-    help="Pantheon: a GraphQL backend for multi-agent LLM chat.", no_args_is_help=True
+    help="Pantheon: a GraphQL backend for multi-agent LLM chat.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
-catalog_app = typer.Typer(help="The agent and model catalog.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="The agent and model catalog.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 app.add_typer(catalog_app, name="catalog")
 
 
@@ -50,17 +56,46 @@ def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]])
             if settings.embedded:  # the embedded default needs no separate migrate step
                 await migrations.upgrade(database.engine)
             return await work(database)
+        except Exception as error:
+            unreachable = DatabaseUnreachable.of(database, error)
+            if unreachable is None:
+                raise
+            raise unreachable from None
         finally:
             await database.dispose()
 
     try:
         return asyncio.run(run())
+    except DatabaseUnreachable as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     except PantheonError as error:
         typer.echo(f"error: {error.message}", err=True)
         raise typer.Exit(1) from None
     except CatalogError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+class DatabaseUnreachable(Exception):
+    """A database fault (infra/db/faults.py) as the one line a command prints."""
+
+    @classmethod
+    def of(cls, database: Database, error: Exception) -> DatabaseUnreachable | None:
+        fault = database_fault(error)
+        if fault is None:
+            return None
+        variable = "PANTHEON_DATA_DIR" if database.is_sqlite else "PANTHEON_DATABASE_URL"
+        return cls(f"{variable}: cannot reach {database.location}: {fault}")
+
+
+def _check_database(settings: Settings) -> None:
+    """Before serving: the database answers, or the start ends in one line (exit 1)."""
+
+    async def ping(database: Database) -> None:
+        await database.ping()
+
+    _with_database(settings, ping)
 
 
 @app.command()
@@ -79,6 +114,7 @@ def serve(
     except CatalogError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    _check_database(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,

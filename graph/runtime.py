@@ -14,6 +14,7 @@ from domain.turns.events import EventBroker, OutboxReads
 from domain.turns.ports import TurnReads, TurnUnitOfWork
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
+from graph.errors import InfraFault, no_infra_fault
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,3 +41,5 @@ class Runtime:
     catalog: CatalogSpec
     providers: frozenset[str]  # provider names the catalog file declares
     limits: Limits
+    # Recognises infrastructure faults (graph/errors.py answers them SERVICE_UNAVAILABLE).
+    infra_fault: InfraFault = no_infra_fault

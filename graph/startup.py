@@ -24,6 +24,7 @@ from infra.catalog.loader import Catalog, load_catalog
 from infra.db import migrate
 from infra.db.engine import Database, open_configured_database
 from infra.db.event_reads import SqlOutboxReads
+from infra.db.faults import database_fault
 from infra.db.reads import SqlReadStore
 from infra.db.report_reads import SqlReportReads
 from infra.db.summary_reads import SqlSummaryReads
@@ -180,6 +181,7 @@ def build_runtime(
             ),
             subscriber_buffer=settings.subscriber_buffer,
         ),
+        infra_fault=database_fault,
     )
 
 
