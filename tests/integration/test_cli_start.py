@@ -1,0 +1,35 @@
+"""How a start goes wrong, as an operator sees it: a real `pantheon` process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_cli import Cli, cli_env, error_lines, free_port
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    return Cli(tmp_path=tmp_path, cwd=cwd, env=cli_env(tmp_path))
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["migrate"]])
+def test_a_start_with_the_database_down_prints_one_line_and_exits_non_zero(
+    cli: Cli, command: list[str]
+) -> None:
+    port = free_port()  # nothing listens there
+    url = f"postgresql+asyncpg://postgres:s3cret@127.0.0.1:{port}/pantheon"
+
+    result = cli.run(*command, env={"PANTHEON_DATABASE_URL": url})
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()  # no traceback, no log lines
+    assert line.startswith(
+        f"error: PANTHEON_DATABASE_URL: cannot reach postgresql+asyncpg://postgres:***@127.0.0.1:"
+        f"{port}/pantheon: ConnectionRefusedError: "
+    ), line
+    assert error_lines(result.stderr) == [line]
