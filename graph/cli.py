@@ -45,7 +45,12 @@ def _settings() -> Settings:
     except SettingsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format, record_filter=RequestIdFilter())
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        record_filter=RequestIdFilter(),
+        content=settings.log_content,
+    )
     return settings
 
 
