@@ -4,6 +4,8 @@ found through the installed packages, and every command uses the same default da
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -24,8 +26,10 @@ from infra.db.faults import database_fault
 from infra.db.uow import SqlUnitOfWork
 from infra.logging import configure_logging
 from infra.settings import Settings, SettingsError, load_settings
+from infra.unknown_settings import unknown_variable_warnings
 
 T = TypeVar("T")
+log = logging.getLogger("pantheon.settings")
 
 # A traceback never shows local variables: they hold settings, prompts and tokens.
 app = typer.Typer(
@@ -51,6 +55,8 @@ def _settings() -> Settings:
         record_filter=RequestIdFilter(),
         content=settings.log_content,
     )
+    for warning in unknown_variable_warnings(os.environ):
+        log.warning("%s", warning)
     return settings
 
 

@@ -19,7 +19,9 @@ from domain.logs import CONTENT_ATTRIBUTE
 
 HIDDEN = "(message hidden: PANTHEON_LOG_CONTENT=true shows it)"
 
-_STATEMENT_LOGGERS = ("aiosqlite", "sqlalchemy.engine")
+# Logs each statement with its values at DEBUG. (SQLAlchemy's own statement log stays off: its
+# "sqlalchemy" logger is at WARNING unless someone sets it.)
+_STATEMENT_LOGGERS = ("aiosqlite",)
 
 
 class JsonFormatter(logging.Formatter):
@@ -89,7 +91,6 @@ def configure_logging(
     # Uvicorn's access log and httpx's per-request lines would repeat every call at INFO.
     for noisy in ("uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    # Drivers that log each statement with its values at DEBUG.
     for verbose in _STATEMENT_LOGGERS:
         logging.getLogger(verbose).setLevel(
             logging.NOTSET if content else max(logging.INFO, root.level)

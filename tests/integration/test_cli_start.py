@@ -33,3 +33,15 @@ def test_a_start_with_the_database_down_prints_one_line_and_exits_non_zero(
         f"{port}/pantheon: ConnectionRefusedError: "
     ), line
     assert error_lines(result.stderr) == [line]
+
+
+def test_a_misspelled_setting_is_warned_about_at_start_naming_the_closest_one(cli: Cli) -> None:
+    result = cli.run("migrate", env={"PANTHEON_MAX_QUERY_DEPT": "3"})
+
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, result.stderr
+    assert warnings[0].endswith(
+        "PANTHEON_MAX_QUERY_DEPT is not a Pantheon setting and is ignored; "
+        "did you mean PANTHEON_MAX_QUERY_DEPTH?"
+    )
