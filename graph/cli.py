@@ -24,6 +24,7 @@ from infra.db import migrate as migrations
 from infra.db.engine import Database, open_configured_database
 from infra.db.faults import database_fault
 from infra.db.uow import SqlUnitOfWork
+from infra.events.redis_broker import RedisEventBroker, RedisUnavailable
 from infra.logging import configure_logging
 from infra.settings import Settings, SettingsError, load_settings
 from infra.unknown_settings import unknown_variable_warnings
@@ -100,13 +101,24 @@ class DatabaseUnreachable(Exception):
         return cls(f"{variable}: cannot reach {database.location}: {fault}")
 
 
-def _check_database(settings: Settings) -> None:
-    """Before serving: the database answers, or the start ends in one line (exit 1)."""
+def _check_infrastructure(settings: Settings) -> None:
+    """Before serving: the database (and Redis, when configured) answer, or the start ends in
+    one line (exit 1) rather than in the traceback of a failed ASGI lifespan."""
 
     async def ping(database: Database) -> None:
         await database.ping()
+        if settings.redis_url:
+            broker = RedisEventBroker(settings.redis_url, prefix=settings.redis_key_prefix)
+            try:
+                await broker.check()
+            finally:
+                await broker.aclose()
 
-    _with_database(settings, ping)
+    try:
+        _with_database(settings, ping)
+    except RedisUnavailable as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -125,7 +137,7 @@ def serve(
     except CatalogError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    _check_database(settings)
+    _check_infrastructure(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,

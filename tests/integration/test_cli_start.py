@@ -45,3 +45,18 @@ def test_a_misspelled_setting_is_warned_about_at_start_naming_the_closest_one(cl
         "PANTHEON_MAX_QUERY_DEPT is not a Pantheon setting and is ignored; "
         "did you mean PANTHEON_MAX_QUERY_DEPTH?"
     )
+
+
+def test_serve_with_redis_down_prints_one_line_and_exits_non_zero(cli: Cli) -> None:
+    port = free_port()
+
+    result = cli.run(
+        "serve", "--port", "0", env={"PANTHEON_REDIS_URL": f"redis://:pw@127.0.0.1:{port}/0"}
+    )
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith(
+        f"error: PANTHEON_REDIS_URL: Redis at redis://127.0.0.1:{port}/0 is unreachable"
+    )
