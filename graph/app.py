@@ -29,8 +29,10 @@ from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from graph.permissions import IsAuthenticated
 from graph.reports.csv_route import register_cost_report_csv
+from graph.request_context import bind_commit_probe
 from graph.runtime import Runtime
 from graph.schema import build_schema
+from infra.db import commits
 from infra.db.faults import database_fault
 from infra.settings import Settings
 
@@ -65,6 +67,7 @@ async def get_context(connection: HTTPConnection) -> Context:
     """Per HTTP request, and once per WebSocket connection (whose token, if not in a header,
     arrives later in `connection_init`: see `PantheonRouter.on_ws_connect`)."""
     runtime: Runtime = connection.app.state.runtime
+    bind_commit_probe(commits.track())  # from here on, this request's commits are noted
     viewer = await authenticate(runtime.reads, connection.headers.get("authorization"))
     return Context(runtime=runtime, viewer=viewer)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 
 _request_id: ContextVar[str | None] = ContextVar("pantheon_request_id", default=None)
@@ -25,6 +26,21 @@ def bind_request_id(incoming: str | None) -> Token[str | None]:
 
 def reset_request_id(token: Token[str | None]) -> None:
     _request_id.reset(token)
+
+
+_commit_probe: ContextVar[Callable[[], bool] | None] = ContextVar(
+    "pantheon_commit_probe", default=None
+)
+
+
+def bind_commit_probe(probe: Callable[[], bool]) -> None:
+    """The composition root's answer to "has this request committed anything yet?"."""
+    _commit_probe.set(probe)
+
+
+def work_committed() -> bool:
+    probe = _commit_probe.get()
+    return probe is not None and probe()
 
 
 class RequestIdFilter(logging.Filter):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSessionType
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from infra.db.commits import note_commit
 from infra.settings import Settings
 
 WRITE_OPTION = "pantheon_write"
@@ -67,12 +68,17 @@ def open_database(
             pool_pre_ping=True,
             hide_parameters=hide_parameters,
         )
+    event.listen(engine.sync_engine, "commit", _note_commit)
     write_engine = engine.execution_options(**{WRITE_OPTION: True})
     return Database(
         engine=engine,
         writes=async_sessionmaker(write_engine, expire_on_commit=False, autoflush=False),
         reads=async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
     )
+
+
+def _note_commit(_connection: Connection) -> None:
+    note_commit()
 
 
 def open_configured_database(settings: Settings) -> Database:

@@ -86,6 +86,27 @@ async def test_a_mutation_whose_unit_of_work_cannot_reach_the_database_is_503(
     assert response.json()["errors"][0]["path"] == ["createSession"]
 
 
+async def test_a_mutation_that_committed_before_the_database_failed_is_not_503(
+    app: Any, client: httpx.AsyncClient, alice: Actor, down: Database, database: Database
+) -> None:
+    # given: the session is created (committed); then reading its turns hits the dead database
+    app.state.runtime = dataclasses.replace(app.state.runtime, turn_reads=SqlTurnReads(down.reads))
+
+    # when
+    response = await post(
+        client, "mutation { createSession(input: {}) { id turns { totalCount } } }", alice
+    )
+
+    # then: SERVICE_UNAVAILABLE, but something ran, so no invitation to retry blindly
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["SERVICE_UNAVAILABLE"]
+    assert "retry-after" not in response.headers
+    async with database.reads() as session:
+        assert await session.scalar(text("SELECT count(*) FROM sessions")) == 1
+
+
 async def test_a_query_where_only_some_fields_failed_keeps_200_and_the_rest(
     app: Any, client: httpx.AsyncClient, alice: Actor, down: Database
 ) -> None:
