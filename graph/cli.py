@@ -63,7 +63,12 @@ def _settings() -> Settings:
 
 def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     async def run() -> T:
-        database = open_configured_database(settings)
+        try:
+            database = open_configured_database(settings)
+        except OSError as error:  # the embedded default's directory cannot be made
+            raise DatabaseUnreachable(
+                f"PANTHEON_DATA_DIR: cannot create {error.filename}: {error.strerror}"
+            ) from None
         try:
             if settings.embedded:  # the embedded default needs no separate migrate step
                 await migrations.upgrade(database.engine)

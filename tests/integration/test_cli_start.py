@@ -60,3 +60,15 @@ def test_serve_with_redis_down_prints_one_line_and_exits_non_zero(cli: Cli) -> N
     assert line.startswith(
         f"error: PANTHEON_REDIS_URL: Redis at redis://127.0.0.1:{port}/0 is unreachable"
     )
+
+
+def test_a_data_dir_that_cannot_be_created_is_one_line(cli: Cli) -> None:
+    blocker = cli.tmp_path / "a-file"
+    blocker.write_text("")
+
+    result = cli.run("migrate", env={"PANTHEON_DATA_DIR": str(blocker / "data")})
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: PANTHEON_DATA_DIR: cannot create {blocker / 'data'}: Not a directory"
+    ]
