@@ -2,7 +2,8 @@
 
 Every place that reads an LLM's output as data goes through `parse_strict` (F48). A failure logs
 one WARNING naming the parser and the first error's location and type, at most ~200 characters
-(F52); the full validation text only at DEBUG. Raw model output is never logged above DEBUG.
+(F52); the full validation text only at DEBUG. Raw model output is never logged above DEBUG,
+and at DEBUG only with PANTHEON_LOG_CONTENT=true (the record is marked as carrying content).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
+
+from domain.logs import CARRIES_CONTENT
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,7 +41,13 @@ def parse_strict(model: type[M], raw: str, *, parser: str) -> Parsed[M]:
         where = ".".join(str(part) for part in first["loc"]) or "(root)"
         reason = trim(f"invalid output at {where}: {first['type']}")
         log.warning("%s: %s; using the fallback", parser, reason)
-        log.debug("%s: full validation error: %s; raw output: %r", parser, error, raw)
+        log.debug(
+            "%s: full validation error: %s; raw output: %r",
+            parser,
+            error,
+            raw,
+            extra=CARRIES_CONTENT,  # the model's output
+        )
         return Parsed(value=None, reason=reason)
 
 

@@ -11,7 +11,6 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
@@ -28,6 +27,7 @@ from domain.services.users import authenticate, authenticate_client
 from graph import startup
 from graph.client_address import client_address
 from graph.context import Context
+from graph.errors import RETRY_AFTER_SECONDS
 from graph.html_headers import html_response
 from graph.http_protocol import GraphQLOverHTTP
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
@@ -35,9 +35,12 @@ from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from graph.permissions import IsAuthenticated
 from graph.rate_limits import rate_limited_response, set_window_headers
 from graph.reports.csv_route import register_cost_report_csv
+from graph.request_context import bind_commit_probe
 from graph.runtime import Runtime
 from graph.schema import build_schema
 from graph.sockets.guard import WebSocketGuardMiddleware, guarded_socket
+from infra.db import commits
+from infra.db.faults import database_fault
 from infra.settings import Settings
 
 log = logging.getLogger("pantheon.app")
@@ -106,6 +109,7 @@ async def get_context(connection: HTTPConnection, response: Response) -> Context
     runtime: Runtime = connection.app.state.runtime
     if connection.scope["type"] != "http":
         return Context(runtime=runtime, viewer=None)
+    bind_commit_probe(commits.track())  # from here on, this request's commits are noted
     viewer = await authenticate_client(
         runtime.reads,
         runtime.rate_limiter,
@@ -166,7 +170,7 @@ def create_app(
     app.add_middleware(
         WebSocketGuardMiddleware, max_message_bytes=settings.max_websocket_message_bytes
     )
-    app.add_middleware(RequestIdMiddleware)  # even a refused body gets an id
+    app.add_middleware(RequestIdMiddleware, infra_fault=database_fault)  # even a refused body
     _cors(app, settings)  # outermost: every answer, errors included, carries the CORS headers
     return app
 
@@ -207,9 +211,16 @@ def _health_routes(app: FastAPI) -> None:
     @app.get("/api/v1/ready")
     async def ready(request: Request) -> JSONResponse:
         try:
-            async with request.app.state.database.reads() as session:
-                await session.execute(text("SELECT 1"))
-        except Exception:
-            log.exception("readiness check failed")
-            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+            await request.app.state.database.ping()
+        except Exception as error:
+            fault = database_fault(error)
+            if fault is None:
+                log.exception("readiness check failed")
+            else:
+                log.warning("not ready: database unavailable: %s", fault)
+            return JSONResponse(
+                {"status": "unavailable", "database": "down"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         return JSONResponse({"status": "ready", "database": "up"})

@@ -4,6 +4,8 @@ found through the installed packages, and every command uses the same default da
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -20,16 +22,25 @@ from graph.request_context import RequestIdFilter
 from infra.catalog.loader import CatalogError, load_catalog
 from infra.db import migrate as migrations
 from infra.db.engine import Database, open_configured_database
+from infra.db.faults import database_fault
 from infra.db.uow import SqlUnitOfWork
+from infra.events.redis_broker import RedisEventBroker, RedisUnavailable
 from infra.logging import configure_logging
 from infra.settings import Settings, SettingsError, load_settings
+from infra.unknown_settings import unknown_variable_warnings
 
 T = TypeVar("T")
+log = logging.getLogger("pantheon.settings")
 
+# A traceback never shows local variables: they hold settings, prompts and tokens.
 app = typer.Typer(
-    help="Pantheon: a GraphQL backend for multi-agent LLM chat.", no_args_is_help=True
+    help="Pantheon: a GraphQL backend for multi-agent LLM chat.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
-catalog_app = typer.Typer(help="The agent and model catalog.", no_args_is_help=True)
+catalog_app = typer.Typer(
+    help="The agent and model catalog.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
 app.add_typer(catalog_app, name="catalog")
 
 
@@ -39,28 +50,80 @@ def _settings() -> Settings:
     except SettingsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format, record_filter=RequestIdFilter())
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        record_filter=RequestIdFilter(),
+        content=settings.log_content,
+    )
+    for warning in unknown_variable_warnings(os.environ):
+        log.warning("%s", warning)
     return settings
 
 
 def _with_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     async def run() -> T:
-        database = open_configured_database(settings)
+        try:
+            database = open_configured_database(settings)
+        except OSError as error:  # the embedded default's directory cannot be made
+            raise DatabaseUnreachable(
+                f"PANTHEON_DATA_DIR: cannot create {error.filename}: {error.strerror}"
+            ) from None
         try:
             if settings.embedded:  # the embedded default needs no separate migrate step
                 await migrations.upgrade(database.engine)
             return await work(database)
+        except Exception as error:
+            unreachable = DatabaseUnreachable.of(database, error)
+            if unreachable is None:
+                raise
+            raise unreachable from None
         finally:
             await database.dispose()
 
     try:
         return asyncio.run(run())
+    except DatabaseUnreachable as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     except PantheonError as error:
         typer.echo(f"error: {error.message}", err=True)
         raise typer.Exit(1) from None
     except CatalogError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+
+
+class DatabaseUnreachable(Exception):
+    """A database fault (infra/db/faults.py) as the one line a command prints."""
+
+    @classmethod
+    def of(cls, database: Database, error: Exception) -> DatabaseUnreachable | None:
+        fault = database_fault(error)
+        if fault is None:
+            return None
+        variable = "PANTHEON_DATA_DIR" if database.is_sqlite else "PANTHEON_DATABASE_URL"
+        return cls(f"{variable}: cannot reach {database.location}: {fault}")
+
+
+def _check_infrastructure(settings: Settings) -> None:
+    """Before serving: the database (and Redis, when configured) answer, or the start ends in
+    one line (exit 1) rather than in the traceback of a failed ASGI lifespan."""
+
+    async def ping(database: Database) -> None:
+        await database.ping()
+        if settings.redis_url:
+            broker = RedisEventBroker(settings.redis_url, prefix=settings.redis_key_prefix)
+            try:
+                await broker.check()
+            finally:
+                await broker.aclose()
+
+    try:
+        _with_database(settings, ping)
+    except RedisUnavailable as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -79,6 +142,7 @@ def serve(
     except CatalogError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    _check_infrastructure(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.host,

@@ -1,14 +1,16 @@
 """Every GraphQL error leaves with `extensions.code`; this module is the one place that decides it.
 
 Expected failures (domain `PantheonError`s) keep their message and code; parse, validation and
-variable-coercion failures get the standard codes; anything else is masked as
-INTERNAL_SERVER_ERROR with the request id, and logged with its traceback under that id.
+variable-coercion failures get the standard codes; an infrastructure fault the runtime's
+`infra_fault` recognises (the database unreachable, its pool exhausted) is SERVICE_UNAVAILABLE,
+retryable, logged in one line; anything else is masked as INTERNAL_SERVER_ERROR with the request
+id, and logged with its traceback under that id.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
@@ -19,6 +21,16 @@ from graph.request_context import current_request_id
 log = logging.getLogger("pantheon.graphql")
 
 MASKED_MESSAGE = "Unexpected error. Quote the request id when reporting it."
+UNAVAILABLE_CODE = "SERVICE_UNAVAILABLE"
+UNAVAILABLE_MESSAGE = "The service cannot reach its database right now; retry shortly."
+RETRY_AFTER_SECONDS = 5  # what 503 answers put in Retry-After: a pool or a restart clears soon
+
+# Given an exception, a safe one-line description when it is an infrastructure fault, else None.
+InfraFault = Callable[[BaseException], str | None]
+
+
+def no_infra_fault(_error: BaseException) -> str | None:
+    return None
 
 
 class ErrorCodes(SchemaExtension):
@@ -46,6 +58,10 @@ class ErrorCodes(SchemaExtension):
             return _with_code(error, original.message, original.code, **original.extensions)
         if original is None or isinstance(original, GraphQLError):
             return _with_code(error, error.message, self._graphql_code(error))
+        runtime = getattr(self.execution_context.context, "runtime", None)
+        fault = getattr(runtime, "infra_fault", no_infra_fault)(original)
+        if fault is not None:
+            return unavailable(error, fault)
         return masked(error)
 
     def _graphql_code(self, error: GraphQLError) -> str:
@@ -67,6 +83,37 @@ def masked(error: GraphQLError) -> GraphQLError:
     return _with_code(
         error, MASKED_MESSAGE, "INTERNAL_SERVER_ERROR", requestId=request_id, keep_original=False
     )
+
+
+def unavailable(error: GraphQLError, fault: str) -> GraphQLError:
+    request_id = current_request_id()
+    log.warning(
+        "%s: database unavailable (request %s): %s",
+        ".".join(str(part) for part in error.path or ()) or "operation",
+        request_id,
+        fault,
+    )
+    return _with_code(
+        error, UNAVAILABLE_MESSAGE, UNAVAILABLE_CODE, requestId=request_id, keep_original=False
+    )
+
+
+def unavailable_throughout(response: Mapping[str, object]) -> bool:
+    """True when nothing of the operation ran: every error is SERVICE_UNAVAILABLE and every root
+    field of `data` failed with one (HTTP then answers 503 with Retry-After)."""
+    errors = response.get("errors")
+    if not isinstance(errors, list) or not errors:
+        return False
+    failed_roots: set[object] = set()
+    for error in errors:
+        extensions = error.get("extensions") if isinstance(error, Mapping) else None
+        if not isinstance(extensions, Mapping) or extensions.get("code") != UNAVAILABLE_CODE:
+            return False
+        path = error.get("path")
+        if isinstance(path, list) and path:
+            failed_roots.add(path[0])
+    data = response.get("data")
+    return data is None or (isinstance(data, Mapping) and set(data) <= failed_roots)
 
 
 def _with_code(

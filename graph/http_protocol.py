@@ -14,7 +14,9 @@ Mixed into the Strawberry router, this decides what plain Strawberry leaves open
   415 UNSUPPORTED_MEDIA_TYPE, 406 NOT_ACCEPTABLE.
 
 Errors raised while executing (field errors, coded domain errors, masked failures) are never
-request errors: they keep `data` and 200 in both media types.
+request errors: they keep `data` and 200 in both media types — except when every root field
+failed with SERVICE_UNAVAILABLE (the database unreachable) before anything of the request
+committed: nothing ran, so 503 with `Retry-After`.
 
 WebSocket upgrades, the GraphiQL page and any streaming transport Strawberry is configured with
 (negotiated by `Accept` too) pass through untouched. See docs/graphql_over_http.md.
@@ -35,7 +37,8 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET
 
-from graph.errors import error_payload
+from graph.errors import RETRY_AFTER_SECONDS, error_payload, unavailable_throughout
+from graph.request_context import work_committed
 
 if TYPE_CHECKING:
     from strawberry.fastapi import GraphQLRouter
@@ -145,6 +148,13 @@ class GraphQLOverHTTP(_RouterBase):
         response.headers["content-type"] = _response_media_type.get()
         if isinstance(response_data, Mapping) and "data" not in response_data:
             response.status_code = 400  # a request error, answered as graphql-response+json
+        if (
+            isinstance(response_data, Mapping)
+            and unavailable_throughout(response_data)
+            and not work_committed()  # a commit landed: something ran, a retry could repeat it
+        ):
+            response.status_code = 503  # nothing ran: the database could not be reached
+            response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
         return response
 
 

@@ -8,7 +8,15 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graph.errors import MASKED_MESSAGE, error_payload
+from graph.errors import (
+    MASKED_MESSAGE,
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE_CODE,
+    UNAVAILABLE_MESSAGE,
+    InfraFault,
+    error_payload,
+    no_infra_fault,
+)
 from graph.request_context import bind_request_id, current_request_id, reset_request_id
 
 log = logging.getLogger("pantheon.http")
@@ -19,10 +27,13 @@ class RequestIdMiddleware:
 
     An exception escaping the app before the response started (e.g. the database failing while
     the GraphQL context authenticates) is logged under the request id and answered as a masked
-    JSON GraphQL error, not Starlette's plain-text 500 without an id."""
+    JSON GraphQL error, not Starlette's plain-text 500 without an id. When `infra_fault`
+    recognises it (the database unreachable, its pool exhausted) nothing of the request ran:
+    503 SERVICE_UNAVAILABLE with Retry-After, logged in one line."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, infra_fault: InfraFault = no_infra_fault) -> None:
         self.app = app
+        self.infra_fault = infra_fault
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -42,9 +53,15 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as error:
             if scope["type"] != "http" or started:
                 raise
+            fault = self.infra_fault(error)
+            if fault is not None:
+                log.warning("database unavailable (request %s): %s", request_id, fault)
+                payload = error_payload(UNAVAILABLE_MESSAGE, UNAVAILABLE_CODE, requestId=request_id)
+                await _send_json(send_with_id, 503, payload, retry_after=RETRY_AFTER_SECONDS)
+                return
             log.exception("unexpected error outside GraphQL execution (request %s)", request_id)
             payload = error_payload(MASKED_MESSAGE, "INTERNAL_SERVER_ERROR", requestId=request_id)
             await _send_json(send_with_id, 500, payload)
@@ -93,18 +110,17 @@ class BodySizeLimitMiddleware:
         await _send_json(send, 413, payload)
 
 
-async def _send_json(send: Send, status: int, payload: dict[str, object]) -> None:
+async def _send_json(
+    send: Send, status: int, payload: dict[str, object], *, retry_after: int | None = None
+) -> None:
     body = json.dumps(payload).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

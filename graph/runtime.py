@@ -16,6 +16,7 @@ from domain.turns.events import EventBroker, OutboxReads
 from domain.turns.ports import TurnReads, TurnUnitOfWork
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
+from graph.errors import InfraFault, no_infra_fault
 from graph.sockets.registry import SocketRegistry
 
 
@@ -47,3 +48,5 @@ class Runtime:
     rate_limiter: RateLimiter = UNLIMITED
     # Peers whose X-Forwarded-For is believed (graph/client_address.py); none by default.
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Recognises infrastructure faults (graph/errors.py answers them SERVICE_UNAVAILABLE).
+    infra_fault: InfraFault = no_infra_fault

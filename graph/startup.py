@@ -27,6 +27,7 @@ from infra.catalog.loader import Catalog, load_catalog
 from infra.db import migrate
 from infra.db.engine import Database, open_configured_database
 from infra.db.event_reads import SqlOutboxReads
+from infra.db.faults import database_fault
 from infra.db.reads import SqlReadStore
 from infra.db.report_reads import SqlReportReads
 from infra.db.summary_reads import SqlSummaryReads
@@ -233,6 +234,7 @@ def build_runtime(
         rate_limiter=limiter,
         trusted_proxies=settings.trusted_proxy_networks,
         sockets=build_socket_registry(settings),
+        infra_fault=database_fault,
     )
 
 

@@ -46,10 +46,20 @@ class Settings(BaseSettings):
     catalog_file: Path = DEFAULT_CATALOG
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.TEXT
+    log_content: bool = Field(
+        default=False,
+        description="log prompts, messages, variable values and exception texts (debugging only)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="how long a request waits for a free PostgreSQL connection before "
+        "SERVICE_UNAVAILABLE",
+    )
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     max_request_bytes: int = Field(default=1_000_000, ge=1_024)
     max_query_depth: int = Field(default=12, ge=2)

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Sets up .venv (Python 3.11) with the project, then serves Pantheon on the embedded defaults:
 # a SQLite file under ~/.local/share/pantheon, in-memory events, offline scripted agents.
-# On the very first start the log shows a demo admin token (once). Extra args go to `pantheon serve`.
+# It installs only when pyproject.toml changed since the last install (scripts/venv.sh), so it
+# starts offline once installed. On the very first start the log shows a demo admin token (once).
+# Extra args go to `pantheon serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3.11}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e .
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
+ensure_venv .
 exec .venv/bin/pantheon serve "$@"

@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# Sets up .venv (Python 3.11) with the project and its dev tools, then runs the linters, the type
-# checker and every test. PostgreSQL/Redis tests run when PANTHEON_TEST_DATABASE_URL /
-# PANTHEON_TEST_REDIS_URL are set (see README); .ci/run sets both and requires them.
+# Sets up .venv (Python 3.11) with the project and its dev tools (installing only when
+# pyproject.toml changed: scripts/venv.sh), then runs the linters, the type checker and every
+# test. PostgreSQL/Redis tests run when PANTHEON_TEST_DATABASE_URL / PANTHEON_TEST_REDIS_URL are
+# set (see README); .ci/run sets both and requires them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3.11}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
+ensure_venv '.[dev]'  # CI starts from a fresh .venv, so it always installs
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -19,7 +19,13 @@ from graphql import GraphQLError
 from domain.errors import PantheonError
 from domain.turns.events import SlowConsumer, TurnEvent
 from graph.context import Info
-from graph.errors import MASKED_MESSAGE
+from graph.errors import (
+    MASKED_MESSAGE,
+    UNAVAILABLE_MESSAGE,
+    InfraFault,
+    no_infra_fault,
+    unavailable,
+)
 from graph.permissions import IsAuthenticated
 from graph.request_context import current_request_id
 from graph.sessions.api import readable_session
@@ -30,7 +36,9 @@ from graph.turns.api import readable_turn
 log = logging.getLogger("pantheon.graphql.subscriptions")
 
 
-def _coded(error: Exception, last_sequence: int) -> GraphQLError:
+def _coded(
+    error: Exception, last_sequence: int, infra_fault: InfraFault = no_infra_fault
+) -> GraphQLError:
     if isinstance(error, SlowConsumer):  # EVENTS_UNAVAILABLE too: its own code, same resume
         return GraphQLError(
             f"{error.summary}; resubscribe with afterSequence: {last_sequence}",
@@ -38,6 +46,8 @@ def _coded(error: Exception, last_sequence: int) -> GraphQLError:
         )
     if isinstance(error, PantheonError):
         return GraphQLError(error.message, extensions={"code": error.code})
+    if (fault := infra_fault(error)) is not None:
+        return unavailable(GraphQLError(UNAVAILABLE_MESSAGE), fault)
     request_id = current_request_id()
     log.error("unexpected error in a subscription (request %s)", request_id, exc_info=error)
     return GraphQLError(
@@ -57,7 +67,7 @@ async def _emit(
     except GraphQLError:
         raise
     except Exception as error:
-        raise _coded(error, last) from error
+        raise _coded(error, last, info.context.runtime.infra_fault) from error
 
 
 @strawberry.type(name="Subscription")

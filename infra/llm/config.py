@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-_OVERRIDABLE = ("base_url", "api_key_env")
+OVERRIDABLE_FIELDS = ("base_url", "api_key_env")
 
 
 class ProviderConfigError(ValueError):
@@ -120,7 +120,7 @@ def parse_provider(
     """Validate one provider entry after applying its environment overrides."""
     entry = dict(raw)
     prefix = override_prefix(name)
-    for field in _OVERRIDABLE:
+    for field in OVERRIDABLE_FIELDS:
         value = environ.get(prefix + field.upper())
         if value is not None:
             if entry.get("kind") != "openai":
