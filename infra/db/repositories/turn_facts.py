@@ -85,6 +85,8 @@ class SqlUsageRepository:
                 succeeded=entry.succeeded,
                 error_code=entry.error_code,
                 provider_request_id=entry.provider_request_id,
+                provider_model=entry.provider_model,
+                recovered=entry.recovered,
             )
             for entry in entries
         )
