@@ -113,6 +113,32 @@ async def test_a_ledger_written_by_turns_has_no_findings(ledger: Database) -> No
     assert await findings(ledger) == []
 
 
+async def test_a_session_with_a_summary_has_no_findings(
+    turn_gql: GraphQL, alice: Actor, fake_openai: FakeOpenAIServer, database: Database
+) -> None:
+    # given: eight turns, the eighth making the session's summary (both calls by its model)
+    fake_openai.set_default(FakeResponse(content="Ack."), model="qwen-plus")
+    fake_openai.script(
+        "summarizer-mini",
+        FakeResponse(content=json.dumps({"summary_text": "They talked."})),
+        FakeResponse(content=json.dumps({"key_points": ["talk"], "decisions": [],
+                                         "action_items": [], "open_questions": []})),
+    )  # fmt: skip
+    body = await turn_gql(CREATE, {"input": {"agentKeys": ["qwen"]}}, as_=alice)
+    session = body["data"]["createSession"]["id"]
+    for n in range(8):
+        variables = {"input": {"sessionId": session, "message": f"@qwen {n}", "mode": "MANUAL"}}
+        assert "errors" not in await turn_gql(RUN, variables, as_=alice)
+    async with database.engine.connect() as connection:
+        summaries = await connection.execute(
+            text("SELECT generation_used_fallback, extraction_used_fallback FROM session_summaries")
+        )
+        assert summaries.all() == [(False, False)]
+
+    # then
+    assert await findings(database) == []
+
+
 AGENT = "call_kind = 'AGENT_RESPONSE' AND token_source = 'PROVIDER'"
 BREAKAGES = {
     "agent row without its message": (
