@@ -56,7 +56,10 @@ from tests import db as testdb  # noqa: E402
 
 LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 REPORT_INDEX = "ix_usage_records_cost_report"
-TOTALS = "calls promptTokens completionTokens costUsd billableCostUsd overheadCostUsd unpricedCalls"
+TOTALS = (
+    "calls promptTokens completionTokens costUsd billableCostUsd overheadCostUsd unpricedCalls "
+    "refusedCalls"
+)
 REPORT = f"""query($input: CostReportInput!) {{
   costReport(input: $input) {{
     rows {{

@@ -47,5 +47,6 @@ class BillingCategory(StrEnum):
 
 
 class TokenSource(StrEnum):
-    PROVIDER = "PROVIDER"
-    ESTIMATED = "ESTIMATED"
+    PROVIDER = "PROVIDER"  # the provider's own usage report
+    ESTIMATED = "ESTIMATED"  # our heuristic: the provider may bill, but did not say how much
+    NONE = "NONE"  # the provider refused the request (429, 5xx, 4xx): nothing served, 0 tokens

@@ -47,6 +47,7 @@ class UsageTotals:
     billable_nano: int = 0
     overhead_nano: int = 0
     unpriced_calls: int = 0
+    refused_calls: int = 0  # refused by the provider: rows with 0 tokens and cost 0
 
     def __add__(self, other: UsageTotals) -> UsageTotals:
         return UsageTotals(
@@ -57,6 +58,7 @@ class UsageTotals:
             billable_nano=self.billable_nano + other.billable_nano,
             overhead_nano=self.overhead_nano + other.overhead_nano,
             unpriced_calls=self.unpriced_calls + other.unpriced_calls,
+            refused_calls=self.refused_calls + other.refused_calls,
         )
 
 

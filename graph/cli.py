@@ -42,6 +42,11 @@ catalog_app = typer.Typer(
     help="The agent and model catalog.", no_args_is_help=True, pretty_exceptions_show_locals=False
 )
 app.add_typer(catalog_app, name="catalog")
+ledger_app = typer.Typer(
+    help="The usage ledger: consistency checks, reconciliation with a provider's export.",
+    no_args_is_help=True,
+)
+app.add_typer(ledger_app, name="ledger")
 
 
 def _settings() -> Settings:
@@ -260,6 +265,75 @@ def seed_usage(
 
     seeded = _with_database(settings, work)
     typer.echo(f"seeded {seeded} usage rows over {days} days")
+
+
+@ledger_app.command("check")
+def ledger_check(
+    lease_grace: Annotated[
+        float,
+        typer.Option(min=0, help="seconds a RUNNING turn may be past its lease (a sweep is due)"),
+    ] = 60.0,
+) -> None:
+    """Print every inconsistency, one per line: usage without content, content without usage,
+    reservations never settled, turns RUNNING past their lease, costs that are not their tokens
+    at their price snapshot. Exits 1 when there is any."""
+    from datetime import UTC, datetime, timedelta
+
+    from domain.ledger import check_ledger
+    from infra.db.ledger_reads import SqlLedgerReads
+
+    settings = _settings()
+    findings = _with_database(
+        settings,
+        lambda db: check_ledger(
+            SqlLedgerReads(db.reads),
+            now=datetime.now(UTC),
+            lease_grace=timedelta(seconds=lease_grace),
+        ),
+    )
+    for finding in findings:
+        typer.echo(finding.line())
+    typer.echo(f"{len(findings)} finding(s)", err=True)
+    if findings:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("reconcile")
+def ledger_reconcile(
+    export: Annotated[Path, typer.Argument(help="the provider's usage export (JSON)")],
+    provider: Annotated[
+        str | None, typer.Option(help="only the ledger rows of this catalog provider")
+    ] = None,
+) -> None:
+    """Compare the ledger's tokens per UTC day and vendor model with an OpenAI usage export
+    (organization usage API, completions, bucket_width=1d, group_by=model) over the export's
+    period; print each difference, one per line. Exits 1 when there is any."""
+    from domain.ledger import reconcile
+    from infra.db.ledger_reads import SqlLedgerReads
+    from infra.llm.usage_export import UsageExportError, read_usage_export
+
+    settings = _settings()
+    try:
+        usage = read_usage_export(export)
+    except UsageExportError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    ledger = _with_database(
+        settings,
+        lambda db: SqlLedgerReads(db.reads).tokens_by_day_and_model(
+            start=usage.start, end=usage.end, provider=provider
+        ),
+    )
+    differences = reconcile(ledger, usage.rows)
+    for difference in differences:
+        typer.echo(difference.line())
+    typer.echo(
+        f"{len(differences)} difference(s) from {usage.start.isoformat()} to "
+        f"{usage.end.isoformat()}",
+        err=True,
+    )
+    if differences:
+        raise typer.Exit(1)
 
 
 def main() -> None:

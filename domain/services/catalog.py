@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from domain import validation
 from domain.catalog import AgentSpec, CatalogSpec, ModelSpec, SyncReport
 from domain.errors import BadUserInput
@@ -38,10 +40,23 @@ def checked_agent(spec: AgentSpec) -> AgentSpec:
     )
 
 
-async def upsert_model(uow: UnitOfWork, spec: ModelSpec) -> Model:
+async def upsert_model(uow: UnitOfWork, spec: ModelSpec, *, unpriced: bool = False) -> Model:
+    """Inserts or updates a model. Omitted prices (both None) leave an existing model's prices
+    unchanged; making a model unpriced takes `unpriced` (a silent $0 is never a default)."""
     spec = checked_model(spec)
+    priced = spec.input_nano_per_mtok is not None
+    if unpriced and priced:
+        raise BadUserInput("unpriced: true takes no prices")
     async with uow:
         existing = await uow.models.get_by_alias(spec.alias)
+        if not priced and not unpriced:
+            if existing is None:
+                raise BadUserInput("a new model needs both prices, or unpriced: true")
+            spec = replace(
+                spec,
+                input_nano_per_mtok=existing.input_nano_per_mtok,
+                output_nano_per_mtok=existing.output_nano_per_mtok,
+            )
         if existing is None:
             model = await uow.models.insert(spec)
         else:

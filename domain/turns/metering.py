@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from domain.enums import BillingCategory, CallKind, TokenSource
-from domain.llm import Attempt
+from domain.llm import Attempt, TokenUsage
 from domain.records import Model
 
 DEFAULT_CATEGORIES: Mapping[CallKind, BillingCategory] = {
@@ -20,6 +20,9 @@ DEFAULT_CATEGORIES: Mapping[CallKind, BillingCategory] = {
     CallKind.SUMMARY_GENERATION: BillingCategory.SYSTEM_OVERHEAD,
     CallKind.SUMMARY_EXTRACTION: BillingCategory.SYSTEM_OVERHEAD,
 }
+
+
+REFUSED_USAGE = TokenUsage(prompt_tokens=0, completion_tokens=0, source=TokenSource.NONE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +61,8 @@ class UsageEntry:
     succeeded: bool
     error_code: str | None
     provider_request_id: str | None
+    provider_model: str | None = None
+    recovered: bool = False
 
 
 def cost_nano(prompt_tokens: int, completion_tokens: int, model: Model) -> int:
@@ -70,6 +75,12 @@ def cost_nano(prompt_tokens: int, completion_tokens: int, model: Model) -> int:
     return whole + (1 if remainder * 2 >= 1_000_000 else 0)
 
 
+def refused(attempt: Attempt) -> bool:
+    """The provider answered and refused (429, 5xx, 401/403, other 4xx): it served nothing and
+    bills nothing. A stream cut or a timeout after the request was sent may be billed."""
+    return attempt.reached_provider and not attempt.may_be_billed
+
+
 def usage_entries(
     attempts: Sequence[Attempt],
     *,
@@ -79,35 +90,56 @@ def usage_entries(
     agent_key: str | None,
     policy: MeteringPolicy,
 ) -> list[UsageEntry]:
-    """Entries for the attempts that reached the provider (the ones a vendor may bill)."""
+    """Entries for the attempts that reached the provider. A refused attempt keeps its row (the
+    audit trail: attempt number, latency, error) with 0 tokens, cost 0 and `TokenSource.NONE`;
+    any other is metered from the provider's usage or our estimate."""
     return [
-        UsageEntry(
+        _entry(
+            attempt,
             call_kind=call_kind,
-            billing_category=policy.category(call_kind),
             position=position,
-            attempt=attempt.number,
+            model=model,
             agent_key=agent_key,
-            provider=model.provider,
-            model_alias=model.alias,
-            prompt_tokens=attempt.usage.prompt_tokens,
-            completion_tokens=attempt.usage.completion_tokens,
-            cached_tokens=attempt.usage.cached_tokens,
-            reasoning_tokens=attempt.usage.reasoning_tokens,
-            token_source=attempt.usage.source,
-            unpriced=not model.priced,
-            input_nano_per_mtok=model.input_nano_per_mtok,
-            output_nano_per_mtok=model.output_nano_per_mtok,
-            cost_nano=cost_nano(
-                attempt.usage.prompt_tokens, attempt.usage.completion_tokens, model
-            ),
-            latency_ms=attempt.latency_ms,
-            succeeded=attempt.succeeded,
-            error_code=str(attempt.error_code) if attempt.error_code else None,
-            provider_request_id=attempt.provider_request_id,
+            policy=policy,
         )
         for attempt in attempts
         if attempt.reached_provider
     ]
+
+
+def _entry(
+    attempt: Attempt,
+    *,
+    call_kind: CallKind,
+    position: int,
+    model: Model,
+    agent_key: str | None,
+    policy: MeteringPolicy,
+) -> UsageEntry:
+    usage = REFUSED_USAGE if refused(attempt) else attempt.usage
+    return UsageEntry(
+        call_kind=call_kind,
+        billing_category=policy.category(call_kind),
+        position=position,
+        attempt=attempt.number,
+        agent_key=agent_key,
+        provider=model.provider,
+        model_alias=model.alias,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        token_source=usage.source,
+        unpriced=not model.priced,
+        input_nano_per_mtok=model.input_nano_per_mtok,
+        output_nano_per_mtok=model.output_nano_per_mtok,
+        cost_nano=cost_nano(usage.prompt_tokens, usage.completion_tokens, model),
+        latency_ms=attempt.latency_ms,
+        succeeded=attempt.succeeded,
+        error_code=str(attempt.error_code) if attempt.error_code else None,
+        provider_request_id=attempt.provider_request_id,
+        provider_model=model.provider_model,
+    )
 
 
 def worst_case_nano(prompt_tokens: int, model: Model) -> int:

@@ -106,6 +106,9 @@ class TurnRepository(Protocol):
 
 class AgentMessageRepository(Protocol):
     async def add(self, message: NewAgentMessage) -> AgentMessage: ...
+    async def of_turn(self, turn_id: uuid.UUID) -> list[AgentMessage]:
+        """The turn's stored messages, by position (recovery reads what a dead runner wrote)."""
+        ...
 
 
 class UsageRepository(Protocol):
@@ -125,6 +128,9 @@ class UsageRepository(Protocol):
 class EventRepository(Protocol):
     async def add(self, events: Sequence[TurnEvent]) -> None: ...
     async def last_sequence(self, turn_id: uuid.UUID) -> int: ...
+    async def of_turn(self, turn_id: uuid.UUID) -> list[TurnEvent]:
+        """The turn's durable events, in sequence order."""
+        ...
 
 
 class TurnUnitOfWork(UnitOfWork, Protocol):

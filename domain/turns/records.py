@@ -85,3 +85,5 @@ class Usage:
     succeeded: bool
     error_code: str | None
     provider_request_id: str | None
+    provider_model: str | None = None
+    recovered: bool = False

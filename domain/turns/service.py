@@ -9,22 +9,22 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from domain.access import require_changeable_session
 from domain.clock import utcnow
-from domain.enums import TurnMode, TurnStatus
+from domain.enums import AgentMessageStatus, TurnMode, TurnStatus
 from domain.errors import BadUserInput, BudgetExceeded, Conflict, NotFound, RateLimited
 from domain.money import nano_to_usd
 from domain.rate_limits import UNLIMITED, LimitName, RateLimiter, TurnCharge
 from domain.records import Model, User
 from domain.spend import month_start
-from domain.turns import planning
+from domain.turns import planning, recovery
 from domain.turns.budget import worst_case_turn_nano
 from domain.turns.context import SessionMemory
 from domain.turns.contracts import EMPTY_AUDIT, RosterAgent, RoutingDecision
 from domain.turns.events import EventPublisher, TurnEvent, TurnEventType
-from domain.turns.ports import NewTurn, TurnClose, TurnUnitOfWork
+from domain.turns.ports import NewAgentMessage, NewTurn, TurnClose, TurnUnitOfWork
 from domain.turns.rate_admission import estimated_turn_tokens
 from domain.turns.records import Turn
 from domain.turns.settings import TurnSettings
@@ -336,31 +336,105 @@ async def _reread(new_uow: Callable[[], TurnUnitOfWork], turn_id: uuid.UUID) -> 
 
 
 async def fail_expired_turns(
-    new_uow: Callable[[], TurnUnitOfWork], publisher: EventPublisher
+    new_uow: Callable[[], TurnUnitOfWork],
+    publisher: EventPublisher,
+    settings: TurnSettings | None = None,
 ) -> list[TurnEvent]:
     """Marks turns whose runner's lease expired (its process died) FAILED and writes their
-    TurnFinished. A live runner renews its lease, so its turn is never taken."""
+    TurnFinished. A live runner renews its lease, so its turn is never taken. The call the dead
+    runner had in flight is metered (domain/turns/recovery.py): an `ESTIMATED` usage row marked
+    `recovered`, with a FAILED message when it was an agent's."""
+    settings = settings or TurnSettings()
     finished: list[TurnEvent] = []
     async with new_uow() as uow:
         now = utcnow()
         for turn in await uow.turns.expired_running(now=now, limit=100):
-            # Deltas live only in the broker: number the closing event after them too.
-            stored = await uow.events.last_sequence(turn.id)
-            sequence = max(stored, await publisher.last_sequence(turn.id)) + 1
-            await uow.turns.close(
+            facts = await _recovery_facts(uow, turn, settings)
+            closed = await uow.turns.close(
                 turn.id,
                 TurnClose(
                     status=TurnStatus.FAILED,
-                    assistant_output=turn.assistant_output,
+                    assistant_output=recovery.assistant_output(facts),
                     context_audit=turn.context_audit or EMPTY_AUDIT,
                     failure_reason="the runner of this turn stopped (lease expired)",
                     finished_at=now,
                 ),
             )
-            event = _event(turn, sequence, TurnEventType.TURN_FINISHED, {"status": "FAILED"})
-            await uow.events.add([event])
-            finished.append(event)
+            if not closed:  # another sweeper took it between the read and this update
+                continue
+            # Deltas live only in the broker: number the closing events after them too.
+            stored = facts.events[-1].sequence if facts.events else 0
+            sequence = max(stored, await publisher.last_sequence(turn.id))
+            events: list[TurnEvent] = []
+            for call in recovery.calls_in_flight(facts, settings):
+                message_id = await _meter_recovered(uow, turn, call, settings, now)
+                if message_id is not None:
+                    sequence += 1
+                    payload: dict[str, object] = {"message_id": str(message_id)}
+                    events.append(_event(turn, sequence, TurnEventType.AGENT_FINISHED, payload))
+            sequence += 1
+            events.append(_event(turn, sequence, TurnEventType.TURN_FINISHED, {"status": "FAILED"}))
+            await uow.events.add(events)
+            finished.extend(events)
         await uow.commit()
     for event in finished:
-        log.warning("turn %s recovered as FAILED: its runner's lease expired", event.turn_id)
+        if event.type is TurnEventType.TURN_FINISHED:
+            log.warning("turn %s recovered as FAILED: its runner's lease expired", event.turn_id)
     return finished
+
+
+async def _recovery_facts(
+    uow: TurnUnitOfWork, turn: Turn, settings: TurnSettings
+) -> recovery.RecoveryFacts:
+    roster = await uow.turns.roster(turn.session_id)
+    aliases = {a.model_alias for a in roster} | {settings.manager_model, settings.summarizer_model}
+    return recovery.RecoveryFacts(
+        turn=turn,
+        roster=roster,
+        models=await uow.turns.models_by_alias(sorted(aliases)),
+        memory=await uow.turns.memory(turn.session_id),
+        events=await uow.events.of_turn(turn.id),
+        messages=await uow.messages.of_turn(turn.id),
+    )
+
+
+async def _meter_recovered(
+    uow: TurnUnitOfWork,
+    turn: Turn,
+    call: recovery.CallInFlight,
+    settings: TurnSettings,
+    now: datetime,
+) -> uuid.UUID | None:
+    """Stages the in-flight call's usage row (and an agent's FAILED message, which it goes
+    with); returns the message's id, if any."""
+    message_id = None
+    if call.agent is not None:
+        message = await uow.messages.add(
+            NewAgentMessage(
+                turn_id=turn.id,
+                agent_id=call.agent.id,
+                position=call.position,
+                status=AgentMessageStatus.FAILED,
+                content="",
+                error_code=recovery.RECOVERED_ERROR,
+                error_message="the runner of this turn stopped while this agent was answering",
+                model_alias=call.model.alias,
+                started_at=call.started_at,
+                finished_at=now,
+            )
+        )
+        message_id = message.id
+    log.warning(
+        "turn %s: metering the %s call its dead runner had in flight (estimated)",
+        turn.id,
+        call.kind,
+    )
+    await uow.usage.add(
+        [recovery.recovered_entry(call, settings.policy)],
+        user_id=turn.user_id,
+        session_id=turn.session_id,
+        turn_id=turn.id,
+        agent_message_id=message_id,
+        at=now,
+    )
+    return message_id

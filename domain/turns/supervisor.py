@@ -106,7 +106,9 @@ class TurnSupervisor:
         self._sweeper = asyncio.create_task(self._sweep_forever(interval))
 
     async def sweep_once(self) -> int:
-        events = await fail_expired_turns(self.deps.new_uow, self.deps.publisher)
+        events = await fail_expired_turns(
+            self.deps.new_uow, self.deps.publisher, self.deps.settings
+        )
         await self.deps.publisher.publish(tuple(events))
         return len(events)
 

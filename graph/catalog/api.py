@@ -32,10 +32,19 @@ class ModelInput:
     provider_model: str | None = strawberry.field(
         default=None, description="the vendor's model id; default: the alias, or unchanged"
     )
-    input_usd_per_million_tokens: Decimal | None = None
-    output_usd_per_million_tokens: Decimal | None = None
+    input_usd_per_million_tokens: Decimal | None = strawberry.field(
+        default=None, description="with the output price; both omitted: unchanged"
+    )
+    output_usd_per_million_tokens: Decimal | None = strawberry.field(
+        default=None, description="with the input price; both omitted: unchanged"
+    )
     max_output_tokens: int
     context_window: int
+    unpriced: bool = strawberry.field(
+        default=False,
+        description="true: the model has no price (its calls cost 0 and count as unpriced); "
+        "takes no prices",
+    )
 
 
 @strawberry.type
@@ -67,7 +76,8 @@ class CatalogMutations:
         )
 
     @strawberry.mutation(
-        permission_classes=[IsAdmin], description="ADMIN; a new price applies to new calls only"
+        permission_classes=[IsAdmin],
+        description="ADMIN; a new price applies to new calls only; omitted prices stay as they are",
     )
     async def upsert_model(self, info: Info, input: ModelInput) -> ModelType:
         if input.provider not in info.context.runtime.providers:
@@ -82,7 +92,9 @@ class CatalogMutations:
             context_window=input.context_window,
         )
         return ModelType.from_record(
-            await service.upsert_model(info.context.runtime.new_uow(), spec)
+            await service.upsert_model(
+                info.context.runtime.new_uow(), spec, unpriced=input.unpriced
+            )
         )
 
 

@@ -59,6 +59,7 @@ TOTALS_COLUMNS = (
     "billable_cost_usd",
     "overhead_cost_usd",
     "unpriced_calls",
+    "refused_calls",
 )
 _STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403}
 _ROWS_PER_CHUNK = 500
@@ -213,6 +214,7 @@ def _row_encoder(
             _usd(totals.billable_nano),
             _usd(totals.overhead_nano),
             totals.unpriced_calls,
+            totals.refused_calls,
         ]
 
     return encode

@@ -26,6 +26,10 @@ class UsageTotals:
     billable_cost_usd: Decimal = strawberry.field(description="USER_BILLABLE rows")
     overhead_cost_usd: Decimal = strawberry.field(description="SYSTEM_OVERHEAD rows")
     unpriced_calls: int = strawberry.field(description="calls of unpriced models (cost 0)")
+    refused_calls: int = strawberry.field(
+        description="attempts the provider refused (429, 5xx, 4xx): counted in calls, 0 tokens, "
+        "cost 0"
+    )
 
     @classmethod
     def from_domain(cls, totals: reports.UsageTotals) -> UsageTotals:
@@ -37,6 +41,7 @@ class UsageTotals:
             billable_cost_usd=nano_to_usd(totals.billable_nano),
             overhead_cost_usd=nano_to_usd(totals.overhead_nano),
             unpriced_calls=totals.unpriced_calls,
+            refused_calls=totals.refused_calls,
         )
 
 

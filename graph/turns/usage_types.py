@@ -41,6 +41,12 @@ class UsageRecordNode(relay.Node):
     latency_ms: int
     succeeded: bool
     error_code: str | None
+    provider_model: str | None = strawberry.field(
+        description="the vendor's model id at call time (null on rows from before it was kept)"
+    )
+    recovered: bool = strawberry.field(
+        description="written by recovery for a call its dead runner had in flight: estimated"
+    )
     _user_id: strawberry.Private[uuid.UUID]
 
     @classmethod
@@ -76,6 +82,8 @@ class UsageRecordNode(relay.Node):
             latency_ms=usage.latency_ms,
             succeeded=usage.succeeded,
             error_code=usage.error_code,
+            provider_model=usage.provider_model,
+            recovered=usage.recovered,
             _user_id=usage.user_id,
         )
 

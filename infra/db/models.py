@@ -261,6 +261,11 @@ class UsageRecordRow(Base):
     succeeded: Mapped[bool] = mapped_column(Boolean)
     error_code: Mapped[str | None] = mapped_column(String(64))
     provider_request_id: Mapped[str | None] = mapped_column(String(128))
+    # The vendor's model id at call time (reconciliation with provider exports); null on rows
+    # written before migration 0003.
+    provider_model: Mapped[str | None] = mapped_column(String(128))
+    # Written by recovery for a call a dead runner had in flight (estimated, not observed).
+    recovered: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         # Our own attempt key; the provider's request id is never unique (servers reuse them).
@@ -270,7 +275,7 @@ class UsageRecordRow(Base):
         Index(None, "turn_id"),
         # Cost reports (docs/cost_reports.md): a time range, every groupable dimension and every
         # summed column, so a report can be answered from the index alone (an index-only scan).
-        # Named explicitly: the convention's name (all ten columns) exceeds PostgreSQL's 63.
+        # Named explicitly: the convention's name (all eleven columns) exceeds PostgreSQL's 63.
         Index(
             "ix_usage_records_cost_report",
             "created_at",
@@ -280,6 +285,7 @@ class UsageRecordRow(Base):
             "call_kind",
             "billing_category",
             "unpriced",
+            "token_source",
             "prompt_tokens",
             "completion_tokens",
             "cost_nano",

@@ -16,7 +16,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from domain.enums import BillingCategory
+from domain.enums import BillingCategory, TokenSource
 from domain.reports import (
     CostDimension,
     CostReportQuery,
@@ -79,12 +79,15 @@ def totals_columns() -> list[ColumnElement[Any]]:
         func.coalesce(_cost_of(BillingCategory.USER_BILLABLE), 0),
         func.coalesce(_cost_of(BillingCategory.SYSTEM_OVERHEAD), 0),
         func.coalesce(func.sum(case((U.unpriced, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((U.token_source == TokenSource.NONE, 1), else_=0)), 0),
     ]
 
 
 def totals_from(values: Sequence[Any]) -> UsageTotals:
     # PostgreSQL's sum(bigint) is numeric (a Decimal here); every value is whole.
-    calls, prompt, completion, cost, billable, overhead, unpriced = (int(v) for v in values)
+    calls, prompt, completion, cost, billable, overhead, unpriced, refused = (
+        int(v) for v in values
+    )
     return UsageTotals(
         calls=calls,
         prompt_tokens=prompt,
@@ -93,6 +96,7 @@ def totals_from(values: Sequence[Any]) -> UsageTotals:
         billable_nano=billable,
         overhead_nano=overhead,
         unpriced_calls=unpriced,
+        refused_calls=refused,
     )
 
 

@@ -58,6 +58,8 @@ COLUMNS = (
     "latency_ms",
     "succeeded",
     "error_code",
+    "provider_model",
+    "recovered",
 )
 # A model no catalog prices: its rows are `unpriced` with cost 0 (metering_policy.md).
 UNPRICED = Model(
@@ -226,6 +228,8 @@ class UsageGenerator:
             int(rnd.lognormvariate(7.0, 0.6)),
             not failed,
             "PROVIDER_TIMEOUT" if failed else None,
+            model.provider_model,
+            False,
         )
 
     def _caller(self, kind: CallKind) -> tuple[str | None, Model, int]:

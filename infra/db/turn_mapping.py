@@ -77,4 +77,6 @@ def usage(row: UsageRecordRow) -> Usage:
         succeeded=row.succeeded,
         error_code=row.error_code,
         provider_request_id=row.provider_request_id,
+        provider_model=row.provider_model,
+        recovered=row.recovered,
     )

@@ -207,7 +207,9 @@ async def test_admin_inserts_then_updates_a_model(gql: GraphQL, admin: Actor, al
     repriced = model_input(inputUsdPerMillionTokens="0.5", outputUsdPerMillionTokens="0.75")
     body = await gql(UPSERT_MODEL, {"input": repriced}, as_=admin)
     assert body["data"]["upsertModel"]["price"] == price("0.5", "0.75")
-    unpriced = model_input(inputUsdPerMillionTokens=None, outputUsdPerMillionTokens=None)
+    unpriced = model_input(
+        inputUsdPerMillionTokens=None, outputUsdPerMillionTokens=None, unpriced=True
+    )
     body = await gql(UPSERT_MODEL, {"input": unpriced}, as_=admin)
 
     # then
@@ -215,6 +217,23 @@ async def test_admin_inserts_then_updates_a_model(gql: GraphQL, admin: Actor, al
     listed = await models(gql, alice)
     assert listed["tiny"]["price"] is None
     assert len(listed) == 7
+
+
+async def test_an_update_without_prices_keeps_the_models_prices(
+    gql: GraphQL, admin: Actor, alice: Actor
+) -> None:
+    # given
+    assert "errors" not in await gql(UPSERT_MODEL, {"input": model_input()}, as_=admin)
+
+    # when: only the context window changes; the prices are omitted
+    resized = {k: v for k, v in model_input(contextWindow=16384).items() if "Usd" not in k}
+    body = await gql(UPSERT_MODEL, {"input": resized}, as_=admin)
+
+    # then
+    assert "errors" not in body, body
+    assert body["data"]["upsertModel"]["contextWindow"] == 16384
+    assert body["data"]["upsertModel"]["price"] == price("0.000000001", "123.456789012")
+    assert (await models(gql, alice))["tiny"]["price"] == price("0.000000001", "123.456789012")
 
 
 BAD_AGENT_INPUTS = {
@@ -236,6 +255,10 @@ BAD_MODEL_INPUTS = {
     "max output above context": model_input(maxOutputTokens=9000),
     "zero context window": model_input(contextWindow=0),
     "update to a negative price": model_input(alias="qwen-plus", inputUsdPerMillionTokens="-1"),
+    "unpriced with prices": model_input(alias="qwen-plus", unpriced=True),
+    "a new model with neither prices nor unpriced": model_input(
+        inputUsdPerMillionTokens=None, outputUsdPerMillionTokens=None
+    ),
 }
 
 

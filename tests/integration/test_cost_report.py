@@ -36,7 +36,10 @@ from tests.conftest import Actor, GraphQL, error_codes
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
 
-TOTALS = "calls promptTokens completionTokens costUsd billableCostUsd overheadCostUsd unpricedCalls"
+TOTALS = (
+    "calls promptTokens completionTokens costUsd billableCostUsd overheadCostUsd unpricedCalls "
+    "refusedCalls"
+)
 REPORT = f"""
 query($input: CostReportInput!) {{
   costReport(input: $input) {{
@@ -59,7 +62,7 @@ DIMENSION_FIELDS = {
 DIMENSIONS = list(DIMENSION_FIELDS)
 DAY0 = datetime(2026, 3, 2, tzinfo=UTC)
 MONEY = ("costUsd", "billableCostUsd", "overheadCostUsd")
-COUNTS = ("calls", "promptTokens", "completionTokens", "unpricedCalls")
+COUNTS = ("calls", "promptTokens", "completionTokens", "unpricedCalls", "refusedCalls")
 
 
 # --- usage rows and the oracle -------------------------------------------------------------------
@@ -120,6 +123,7 @@ def oracle_totals(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "billableCostUsd": cost(BillingCategory.USER_BILLABLE),
         "overheadCostUsd": cost(BillingCategory.SYSTEM_OVERHEAD),
         "unpricedCalls": sum(1 for r in rows if r["unpriced"]),
+        "refusedCalls": sum(1 for r in rows if r["token_source"] is TokenSource.NONE),
     }
 
 
@@ -301,6 +305,7 @@ async def test_an_empty_range_has_no_rows_and_zero_totals(gql: GraphQL, admin: A
         "billableCostUsd": "0",
         "overheadCostUsd": "0",
         "unpricedCalls": 0,
+        "refusedCalls": 0,
     }
 
 
@@ -472,6 +477,7 @@ async def test_unmetered_rows_count_in_tokens_calls_and_cost_only(
         "billableCostUsd": "0",
         "overheadCostUsd": "0",
         "unpricedCalls": 0,
+        "refusedCalls": 0,
     }
     assert report["totals"]["costUsd"] == "0.00000123"
     assert report["totals"]["billableCostUsd"] == "0.000001"

@@ -27,6 +27,7 @@ TOTALS = {
     "billable_cost_usd": "billableCostUsd",
     "overhead_cost_usd": "overheadCostUsd",
     "unpriced_calls": "unpricedCalls",
+    "refused_calls": "refusedCalls",
 }
 DIMENSIONS = {
     "user_id": lambda row: row["user"]["id"],
@@ -154,6 +155,7 @@ async def test_money_is_plain_decimal_text_and_an_unencoded_plus_offset_is_under
             "billable_cost_usd": "10.000000001",
             "overhead_cost_usd": "0",
             "unpriced_calls": "0",
+            "refused_calls": "0",
         }
     ]
 
@@ -164,7 +166,7 @@ async def test_an_empty_report_is_the_header_alone(client: httpx.AsyncClient, ad
     assert response.status_code == 200
     assert response.text == (
         "day,calls,prompt_tokens,completion_tokens,cost_usd,billable_cost_usd,"
-        "overhead_cost_usd,unpriced_calls\r\n"
+        "overhead_cost_usd,unpriced_calls,refused_calls\r\n"
     )
 
 
@@ -226,7 +228,7 @@ def test_rows_stream_in_chunks_after_the_header() -> None:
     # then: the header with 500 rows, 500 rows, the last row
     assert [chunk.count("\r\n") for chunk in chunks] == [501, 500, 1]
     assert chunks[0].startswith("agent_key,calls,")
-    assert chunks[2].endswith("qwen,1,0,0,0.000000001,0,0,0\r\n")
+    assert chunks[2].endswith("qwen,1,0,0,0.000000001,0,0,0,0\r\n")
 
 
 def test_text_cells_that_spreadsheets_would_run_as_formulas_are_quoted() -> None:

@@ -178,7 +178,12 @@ async def violations(database: Database) -> list[str]:
     for row in usage:
         if row.call_kind is CallKind.AGENT_RESPONSE and row.agent_message_id is None:
             found.append(f"agent usage row {row.id} without its message")
-        if row.call_kind is CallKind.MANAGER_ROUTING and not by_turn[row.turn_id].routing:
+        # A recovered row meters a call whose runner died before committing what it paid for.
+        if (
+            row.call_kind is CallKind.MANAGER_ROUTING
+            and not by_turn[row.turn_id].routing
+            and not row.recovered
+        ):
             found.append(f"routing usage row {row.id} without the routing decision")
     for message in messages:
         if message.status is not AgentMessageStatus.CANCELLED and message.id not in metered:

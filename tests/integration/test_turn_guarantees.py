@@ -21,7 +21,7 @@ from domain.records import User
 from domain.services import sessions as session_service
 from domain.turns import planning, service
 from domain.turns.budget import worst_case_turn_nano
-from domain.turns.events import TurnEvent
+from domain.turns.events import TurnEvent, TurnEventType
 from domain.turns.ports import TurnUnitOfWork
 from domain.turns.settings import TurnSettings
 from graph.app import create_app
@@ -669,12 +669,14 @@ async def test_the_sweeper_fails_an_expired_foreign_turn_and_never_a_live_one(
     assert "lease" in reason
     assert reserved == 0
     after = await finished_events(database, dead)
-    # numbered after what the dead runner wrote (TurnStarted, RoutingDecided, AgentStarted)
+    # numbered after what the dead runner wrote (TurnStarted, RoutingDecided, AgentStarted);
+    # the agent it had started gets its FAILED message (and its call a recovered usage row)
     assert after == [
         (1, "TurnStarted"),
         (2, "RoutingDecided"),
         (3, "AgentStarted"),
-        (4, "TurnFinished"),
+        (4, "AgentFinished"),
+        (5, "TurnFinished"),
     ]
     assert [t for _, t in after].count("TurnFinished") == 1
     assert (await turn_row(database, live))[0] == "RUNNING"
@@ -838,7 +840,12 @@ async def test_two_sweepers_recover_each_expired_turn_exactly_once(
     )
 
     # then
-    recovered = [event.turn_id for result in results for event in result]
+    recovered = [
+        event.turn_id
+        for result in results
+        for event in result
+        if event.type is TurnEventType.TURN_FINISHED
+    ]
     assert sorted(recovered) == sorted(turns)
     for turn_id in turns:
         assert (await turn_row(database, turn_id))[0] == TurnStatus.FAILED.value

@@ -184,11 +184,46 @@ async def test_upsert_model_inserts_then_updates_the_same_row(
     assert uow.commits == 2
 
 
-async def test_an_unpriced_model_is_allowed(uow: FakeUnitOfWork) -> None:
+async def test_an_unpriced_model_is_allowed_when_asked_for(uow: FakeUnitOfWork) -> None:
     model = await upsert_model(
-        uow, replace(QWEN, input_nano_per_mtok=None, output_nano_per_mtok=None)
+        uow, replace(QWEN, input_nano_per_mtok=None, output_nano_per_mtok=None), unpriced=True
     )
     assert model.priced is False
+
+
+async def test_omitted_prices_leave_an_existing_models_prices_unchanged(
+    uow: FakeUnitOfWork, store: FakeStore
+) -> None:
+    created = await upsert_model(uow, QWEN)
+
+    updated = await upsert_model(
+        uow,
+        replace(QWEN, input_nano_per_mtok=None, output_nano_per_mtok=None, context_window=65536),
+    )
+
+    assert (updated.input_nano_per_mtok, updated.output_nano_per_mtok) == (
+        QWEN.input_nano_per_mtok,
+        QWEN.output_nano_per_mtok,
+    )
+    assert store.models[created.id].context_window == 65536
+    assert store.models[created.id].priced is True
+
+
+async def test_making_a_model_unpriced_takes_unpriced_and_no_prices(
+    uow: FakeUnitOfWork, store: FakeStore
+) -> None:
+    created = await upsert_model(uow, QWEN)
+    without = replace(QWEN, input_nano_per_mtok=None, output_nano_per_mtok=None)
+
+    with pytest.raises(BadUserInput, match="takes no prices"):
+        await upsert_model(uow, QWEN, unpriced=True)
+    with pytest.raises(BadUserInput, match="unpriced: true"):
+        await upsert_model(uow, replace(without, alias="brand-new"))
+    assert store.models[created.id].priced is True
+
+    await upsert_model(uow, without, unpriced=True)
+
+    assert store.models[created.id].priced is False
 
 
 async def test_upsert_agent_normalizes_the_key_and_text(

@@ -135,11 +135,12 @@ def attempt(
     reasoning: int = 0,
     source: TokenSource = TokenSource.PROVIDER,
     code: LLMErrorCode | None = None,
+    billed: bool | None = None,
 ) -> Attempt:
     return Attempt(
         number=number,
         reached_provider=reached,
-        may_be_billed=ok,
+        may_be_billed=ok if billed is None else billed,
         succeeded=ok,
         error_code=code,
         usage=TokenUsage(
@@ -207,6 +208,52 @@ def test_an_entry_carries_the_call_the_model_and_a_price_snapshot() -> None:
     assert row.unpriced is False
     assert row.latency_ms == 25
     assert row.provider_request_id == "req-1"
+
+
+@pytest.mark.parametrize("kind", list(CallKind))
+@pytest.mark.parametrize(
+    "code",
+    [
+        LLMErrorCode.PROVIDER_RATE_LIMITED,  # 429
+        LLMErrorCode.PROVIDER_UNAVAILABLE,  # 5xx
+        LLMErrorCode.PROVIDER_AUTH,  # 401 / 403
+        LLMErrorCode.PROVIDER_BAD_RESPONSE,  # another 4xx
+    ],
+)
+def test_a_refused_attempt_keeps_its_row_with_no_tokens_and_no_cost(
+    kind: CallKind, code: LLMErrorCode
+) -> None:
+    # given: the provider answered with an error status; our estimate of its prompt was 68
+    refused = attempt(1, ok=False, billed=False, code=code, prompt=68, completion=0,
+                      source=TokenSource.ESTIMATED)  # fmt: skip
+
+    [row] = entries(kind, [refused, attempt(2)])[:1]
+
+    assert (row.prompt_tokens, row.completion_tokens, row.cost_nano) == (0, 0, 0)
+    assert (row.cached_tokens, row.reasoning_tokens) == (0, 0)
+    assert row.token_source is TokenSource.NONE
+    # the audit trail stays
+    assert (row.attempt, row.succeeded, row.error_code, row.latency_ms) == (1, False, code, 25)
+    assert row.billing_category is DEFAULT_CATEGORIES[kind]
+
+
+def test_a_cut_stream_or_a_timeout_after_sending_stays_an_estimated_cost() -> None:
+    cut = attempt(1, ok=False, billed=True, code=LLMErrorCode.PROVIDER_TIMEOUT, prompt=68,
+                  completion=12, source=TokenSource.ESTIMATED)  # fmt: skip
+    m = model("writer-large")
+
+    [row] = entries(CallKind.AGENT_RESPONSE, [cut], m=m)
+
+    assert (row.prompt_tokens, row.completion_tokens) == (68, 12)
+    assert row.token_source is TokenSource.ESTIMATED
+    assert row.cost_nano == cost_nano(68, 12, m) > 0
+
+
+def test_an_entry_snapshots_the_vendors_model_id() -> None:
+    [row] = entries(CallKind.AGENT_RESPONSE, [attempt(1)], m=model("writer-large"))
+
+    assert row.provider_model == "writer-large-vendor"
+    assert row.recovered is False
 
 
 def test_an_unpriced_model_is_flagged_with_its_tokens_kept() -> None:

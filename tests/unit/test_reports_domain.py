@@ -142,11 +142,12 @@ def test_the_current_month_runs_to_the_next_months_first_instant() -> None:
 
 def test_totals_add_field_by_field() -> None:
     a = UsageTotals(calls=1, prompt_tokens=2, completion_tokens=3, cost_nano=4,
-                    billable_nano=5, overhead_nano=6, unpriced_calls=7)  # fmt: skip
+                    billable_nano=5, overhead_nano=6, unpriced_calls=7,
+                    refused_calls=8)  # fmt: skip
 
     assert reports.total([a, a, UsageTotals()]) == UsageTotals(
         calls=2, prompt_tokens=4, completion_tokens=6, cost_nano=8,
-        billable_nano=10, overhead_nano=12, unpriced_calls=14,
+        billable_nano=10, overhead_nano=12, unpriced_calls=14, refused_calls=16,
     )  # fmt: skip
     assert reports.total([]) == UsageTotals()
 

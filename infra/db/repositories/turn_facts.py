@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.turns.events import TurnEvent
+from domain.turns.events import TurnEvent, TurnEventType
 from domain.turns.metering import UsageEntry
 from domain.turns.ports import NewAgentMessage
 from domain.turns.records import AgentMessage
@@ -39,6 +39,14 @@ class SqlAgentMessageRepository:
         # Usage rows reference the message: send it first (no ORM relationship orders them).
         await self._session.flush()
         return turn_mapping.message(row)
+
+    async def of_turn(self, turn_id: uuid.UUID) -> list[AgentMessage]:
+        rows = await self._session.scalars(
+            select(AgentMessageRow)
+            .where(AgentMessageRow.turn_id == turn_id)
+            .order_by(AgentMessageRow.position)
+        )
+        return [turn_mapping.message(row) for row in rows]
 
 
 class SqlUsageRepository:
@@ -85,6 +93,8 @@ class SqlUsageRepository:
                 succeeded=entry.succeeded,
                 error_code=entry.error_code,
                 provider_request_id=entry.provider_request_id,
+                provider_model=entry.provider_model,
+                recovered=entry.recovered,
             )
             for entry in entries
         )
@@ -113,3 +123,21 @@ class SqlEventRepository:
             select(func.max(TurnEventRow.sequence)).where(TurnEventRow.turn_id == turn_id)
         )
         return int(value or 0)
+
+    async def of_turn(self, turn_id: uuid.UUID) -> list[TurnEvent]:
+        rows = await self._session.scalars(
+            select(TurnEventRow)
+            .where(TurnEventRow.turn_id == turn_id)
+            .order_by(TurnEventRow.sequence)
+        )
+        return [
+            TurnEvent(
+                turn_id=row.turn_id,
+                session_id=row.session_id,
+                sequence=row.sequence,
+                type=TurnEventType(row.event_type),
+                at=row.created_at,
+                payload=dict(row.payload),
+            )
+            for row in rows
+        ]

@@ -1,0 +1,162 @@
+"""Nothing billable is lost to a crash: a `pantheon serve` process is killed with SIGKILL while
+an agent's provider call is in flight; a second process recovers the turn, and the ledger holds
+that call — an ESTIMATED usage row of the prompt that was sent, marked `recovered`.
+
+Real OS processes on a PostgreSQL database of this module's own (started as an operator would,
+see test_two_processes.py), every model answered by the fake OpenAI server, which holds the call
+open until the killed process's connection drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.llm import ChatMessage, estimate_prompt_tokens
+from tests import db as testdb
+from tests.e2e.test_two_processes import _prepare
+from tests.fakes.openai_script import FakeResponse
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.integration.test_cli import Server, cli_env, running_server
+from tests.turns_support import write_fake_catalog
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+
+CREATE = "mutation($input: CreateSessionInput!) { createSession(input: $input) { id } }"
+RUN = "mutation($input: RunTurnInput!) { runTurn(input: $input) { id status } }"
+TURN = """
+query($id: ID!) {
+  turn(id: $id) {
+    status
+    messages { position status error { code } }
+    usage {
+      callKind agentKey attempt succeeded errorCode tokenSource recovered promptTokens
+      completionTokens costUsd billingCategory providerModel
+    }
+  }
+}"""
+ME = "{ me { monthSpendUsd } }"
+
+
+@dataclass
+class Setup:
+    cwd: Path
+    env: dict[str, str]
+    tmp: Path
+    token: str
+
+
+@pytest.fixture
+async def setup(tmp_path: Path, fake_openai: FakeOpenAIServer) -> AsyncIterator[Setup]:
+    admin_url = testdb.pg_admin_url()
+    if not admin_url:
+        pytest.skip(f"{testdb.PG_URL_ENV} is not set")
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    catalog = write_fake_catalog(tmp_path / "catalog.toml", fake_openai)
+    database_url = await testdb.create_pg_database(admin_url, prefix="pantheon_crash")
+    try:
+        env = cli_env(
+            tmp_path,
+            PANTHEON_DATABASE_URL=database_url,
+            PANTHEON_CATALOG_FILE=str(catalog),
+            # Short leases, so the survivor recovers the dead process's turn within seconds.
+            PANTHEON_TURN_LEASE_SECONDS="3",
+            PANTHEON_TURN_HEARTBEAT_SECONDS="0.5",
+            PANTHEON_RECOVERY_INTERVAL_SECONDS="0.5",
+            PANTHEON_SHUTDOWN_GRACE_SECONDS="1",
+        )
+        token = await asyncio.to_thread(_prepare, cwd, env)
+        yield Setup(cwd=cwd, env=env, tmp=tmp_path, token=token)
+    finally:
+        await testdb.drop_pg_database(admin_url, database_url)
+
+
+def gql(server: Server, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+    response = httpx.post(
+        f"{server.url}/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=15,
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def wait_for(check: Any, *, within: float = 30.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def servers(setup: Setup) -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
+
+
+async def test_a_call_in_flight_when_its_process_is_killed_is_in_the_ledger(
+    setup: Setup, fake_openai: FakeOpenAIServer, servers: ExitStack
+) -> None:
+    # given: qwen's provider takes a minute to answer; process A runs a turn that calls it
+    fake_openai.set_default(FakeResponse(content="too late", hang=60.0), model="qwen-plus")
+    a = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "a.log"))
+    session = gql(a, setup.token, CREATE, {"input": {"agentKeys": ["qwen", "deepseek"]}})
+    session_id = session["createSession"]["id"]
+    run = {"sessionId": session_id, "message": "@qwen tell me a story", "mode": "MANUAL"}
+    started = gql(a, setup.token, RUN, {"input": {**run, "waitForCompletion": False}})
+    turn_id = started["runTurn"]["id"]
+    [request] = await asyncio.to_thread(wait_for, lambda: fake_openai.requests(model="qwen-plus"))
+
+    # when: A is killed mid-call (no shutdown, no close), and B starts
+    a.process.kill()
+    a.process.wait(timeout=10)
+    b = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "b.log"))
+    turn = await asyncio.to_thread(
+        wait_for,
+        lambda: (
+            (t := gql(b, setup.token, TURN, {"id": turn_id})["turn"])["status"] != "RUNNING" and t
+        ),
+    )
+
+    # then: B recovered the turn, and the ledger holds the call A had in flight
+    assert turn["status"] == "FAILED"
+    assert turn["messages"] == [
+        {"position": 1, "status": "FAILED", "error": {"code": "RUNNER_LOST"}}
+    ]
+    [row] = turn["usage"]
+    sent = [ChatMessage(role=m["role"], content=m["content"]) for m in request.messages]
+    assert row == {
+        "callKind": "AGENT_RESPONSE",
+        "agentKey": "qwen",
+        "attempt": 1,
+        "succeeded": False,
+        "errorCode": "RUNNER_LOST",
+        "tokenSource": "ESTIMATED",
+        "recovered": True,
+        # the prompt B re-built from what A committed is the one A sent
+        "promptTokens": estimate_prompt_tokens(sent),
+        "completionTokens": 0,
+        "costUsd": row["costUsd"],
+        "billingCategory": "USER_BILLABLE",
+        "providerModel": "qwen-plus",
+    }
+    assert Decimal(row["costUsd"]) > 0
+    # billed like any call: it counts in the user's month spend
+    me = gql(b, setup.token, ME)["me"]
+    assert Decimal(me["monthSpendUsd"]) == Decimal(row["costUsd"])
