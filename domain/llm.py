@@ -119,6 +119,8 @@ class Attempt:
     ``may_be_billed`` is True when the provider may charge for it: it succeeded, or failed after
     it may have generated tokens (timeout while waiting, stream cut, bad body). ``usage`` is the
     provider's, or an estimate: the prompt plus any text already received.
+    ``estimated_prompt_tokens`` is the heuristic's estimate of the prompt whatever ``usage`` says,
+    so calibration (``domain/calibration.py``) can compare it with what the provider reported.
     """
 
     number: int
@@ -129,6 +131,7 @@ class Attempt:
     usage: TokenUsage
     latency_ms: int
     provider_request_id: str | None = None
+    estimated_prompt_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from domain.calibration import UsageCalibration
 from domain.enums import BillingCategory, CallKind, TokenSource
 from domain.llm import Attempt
 from domain.records import Model
@@ -78,8 +79,10 @@ def usage_entries(
     model: Model,
     agent_key: str | None,
     policy: MeteringPolicy,
+    calibration: UsageCalibration | None = None,
 ) -> list[UsageEntry]:
-    """Entries for the attempts that reached the provider (the ones a vendor may bill)."""
+    """Entries for the attempts that reached the provider (the ones a vendor may bill).
+    With ``calibration``, estimated prompts are corrected by what the model's provider reports."""
     return [
         UsageEntry(
             call_kind=call_kind,
@@ -89,7 +92,7 @@ def usage_entries(
             agent_key=agent_key,
             provider=model.provider,
             model_alias=model.alias,
-            prompt_tokens=attempt.usage.prompt_tokens,
+            prompt_tokens=_prompt_tokens(attempt, model, calibration),
             completion_tokens=attempt.usage.completion_tokens,
             cached_tokens=attempt.usage.cached_tokens,
             reasoning_tokens=attempt.usage.reasoning_tokens,
@@ -98,7 +101,7 @@ def usage_entries(
             input_nano_per_mtok=model.input_nano_per_mtok,
             output_nano_per_mtok=model.output_nano_per_mtok,
             cost_nano=cost_nano(
-                attempt.usage.prompt_tokens, attempt.usage.completion_tokens, model
+                _prompt_tokens(attempt, model, calibration), attempt.usage.completion_tokens, model
             ),
             latency_ms=attempt.latency_ms,
             succeeded=attempt.succeeded,
@@ -108,6 +111,13 @@ def usage_entries(
         for attempt in attempts
         if attempt.reached_provider
     ]
+
+
+def _prompt_tokens(attempt: Attempt, model: Model, calibration: UsageCalibration | None) -> int:
+    """The attempt's prompt tokens; an estimate corrected by calibration when there is one."""
+    if calibration is None or attempt.usage.source is not TokenSource.ESTIMATED:
+        return attempt.usage.prompt_tokens
+    return calibration.prompt_tokens(model.alias, attempt.usage.prompt_tokens)
 
 
 def worst_case_nano(prompt_tokens: int, model: Model) -> int:

@@ -14,23 +14,26 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from domain.clock import utcnow
-from domain.enums import AgentMessageStatus, CallKind, TurnStatus
+from domain.enums import AgentMessageStatus, BillingCategory, CallKind, TurnStatus
 from domain.llm import (
     Attempt,
     LLMCallError,
     LLMErrorCode,
     LLMGateway,
+    LLMRequest,
     LLMResult,
     LLMStream,
     TextDelta,
 )
+from domain.money import nano_to_usd
 from domain.records import Model
+from domain.spend import month_start
 from domain.summaries.pipeline import SummaryOutcome, plan_summary, summarize
-from domain.turns import routing
+from domain.turns import budget, routing
 from domain.turns.context import AgentPrompt, EarlierReply, PastTurn, build_prompt
 from domain.turns.contracts import ContextAudit, RosterAgent, RoutingDecision
 from domain.turns.deltas import DeltaPublisher
@@ -91,6 +94,7 @@ class TurnRun:
         # heartbeat finding the turn no longer RUNNING is not a lost lease.
         self.closing = False
         self.calls_in_flight: list[_CallInFlight] = []
+        self.budget_left = 0  # what the budget allowed at the last capped call (for messages)
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
@@ -135,6 +139,8 @@ class TurnRun:
         except Exception:  # what the calls spent stays in flight: the closing unit meters it
             log.exception("summary of turn %s failed; the next turn retries it", self.turn.id)
             return None
+        self._learn(model, outcome.generated.attempts)
+        self._learn(model, outcome.extracted.attempts)
         for call in calls:  # metered with the summary it paid for
             self.calls_in_flight.remove(call)
         return outcome
@@ -153,6 +159,7 @@ class TurnRun:
             spent=call.spent,
         )
         self.calls_in_flight.remove(call)  # metered below, with the decision
+        self._learn(manager, outcome.attempts)
         entries = usage_entries(
             outcome.attempts,
             call_kind=CallKind.MANAGER_ROUTING,
@@ -160,6 +167,7 @@ class TurnRun:
             model=manager,
             agent_key=None,
             policy=self.deps.settings.policy,
+            calibration=self.deps.settings.calibration,
         )
         events = routing_events(
             self.turn, outcome.decision, self.started.roster, first_sequence=self.sequence + 1
@@ -185,6 +193,7 @@ class TurnRun:
             if self.cancel.is_set():
                 return self._skipped(agent, model, position)
             outcome = await self._call_agent(agent, model, position)
+            self._learn(model, outcome.attempts)
             if outcome.status is AgentMessageStatus.CANCELLED:
                 return outcome
             upcoming = plan[position] if position < len(plan) else None
@@ -213,7 +222,10 @@ class TurnRun:
             attempts=(),
             prompt=prompt,
         )
-        stream = self.deps.gateway.stream(prompt.request)
+        request = await self._within_budget(prompt, model)
+        if request is None:
+            return self._refused_by_budget(outcome)
+        stream = self.deps.gateway.stream(request)
         parts: list[str] = []
         deltas = self._deltas(agent, position)
         consume = asyncio.ensure_future(self._consume(stream, deltas, parts))
@@ -381,6 +393,7 @@ class TurnRun:
                 events.append(
                     self._event(TurnEventType.SUMMARY_UPDATED, {"summary_id": str(summary_id)})
                 )
+            events += await self._budget_warning(uow)
             if not await uow.turns.close(self.turn.id, close):
                 log.warning("turn %s was closed elsewhere; dropping this close", self.turn.id)
                 return []
@@ -417,6 +430,7 @@ class TurnRun:
                 model=model,
                 agent_key=None,
                 policy=settings.policy,
+                calibration=settings.calibration,
             )
             if entries:
                 await uow.usage.add(
@@ -428,6 +442,67 @@ class TurnRun:
                     at=utcnow(),
                 )
         return stored.id
+
+    # --- budget ----------------------------------------------------------------------------
+
+    async def _within_budget(self, prompt: AgentPrompt, model: Model) -> LLMRequest | None:
+        """The agent's request with its output capped by what the user's budget still allows
+        after every other open reservation; None when that is below the minimum output, and
+        the call is refused before anything is sent. A short read, like admission's: nothing
+        is held across the call."""
+        settings = self.deps.settings
+        billable = settings.policy.category(CallKind.AGENT_RESPONSE)
+        if self.started.budget_nano is None or billable is not BillingCategory.USER_BILLABLE:
+            return prompt.request
+        async with self.deps.new_uow() as uow:
+            user = await uow.users.get(self.turn.user_id)
+            if user is None or user.monthly_budget_nano is None:
+                return prompt.request
+            state = await budget.read_state(uow, self.turn.user_id, user.monthly_budget_nano)
+        self.budget_left = state.left_for(self.turn.id)
+        expected_prompt = settings.calibration.prompt_tokens(
+            model.alias, prompt.estimated_prompt_tokens
+        )
+        cap = budget.output_cap(self.budget_left, expected_prompt, model)
+        if cap is None:
+            return prompt.request
+        if cap < settings.min_output_tokens:
+            return None
+        return replace(prompt.request, max_output_tokens=min(cap, prompt.request.max_output_tokens))
+
+    def _refused_by_budget(self, outcome: _AgentOutcome) -> _AgentOutcome:
+        outcome.status = AgentMessageStatus.FAILED
+        outcome.prompt = None  # never sent
+        outcome.error_code = "BUDGET_EXCEEDED"
+        outcome.error_message = (
+            f"the monthly budget has ${nano_to_usd(max(self.budget_left, 0))} left, not enough "
+            f"for {self.deps.settings.min_output_tokens} output tokens of this agent's answer"
+        )
+        log.info("agent %s refused in turn %s: budget", outcome.agent.key, self.turn.id)
+        return outcome
+
+    async def _budget_warning(self, uow: TurnUnitOfWork) -> list[TurnEvent]:
+        """BudgetWarning when this turn leaves its user at or above the warning fraction of
+        the budget (read in the closing unit, after its own usage rows are staged)."""
+        if self.started.budget_nano is None:
+            return []
+        user = await uow.users.get(self.turn.user_id)
+        if user is None or user.monthly_budget_nano is None:
+            return []
+        spent = await uow.turns.month_spend(self.turn.user_id, since=month_start(utcnow()))
+        fraction = budget.used_fraction(user.monthly_budget_nano, spent)
+        if fraction < self.deps.settings.budget_warning_fraction:
+            return []
+        payload: dict[str, object] = {
+            "used_fraction": fraction,
+            "budget_nano": user.monthly_budget_nano,
+            "spent_nano": spent,
+        }
+        return [self._event(TurnEventType.BUDGET_WARNING, payload)]
+
+    def _learn(self, model: Model, attempts: Sequence[Attempt]) -> None:
+        """Feeds calibration with a finished call's provider-reported usage."""
+        self.deps.settings.calibration.observe(model.alias, attempts)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -453,6 +528,7 @@ class TurnRun:
             model=outcome.model,
             agent_key=outcome.agent.key,
             policy=self.deps.settings.policy,
+            calibration=self.deps.settings.calibration,
         )
         await self._stage_usage(uow, entries, agent_message_id=message.id)
         return message.id
@@ -470,6 +546,7 @@ class TurnRun:
             model=call.model,
             agent_key=None,
             policy=self.deps.settings.policy,
+            calibration=self.deps.settings.calibration,
         )
 
     async def _stage_usage(
