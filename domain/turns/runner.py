@@ -14,26 +14,24 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain.clock import utcnow
-from domain.enums import AgentMessageStatus, BillingCategory, CallKind, TurnStatus
+from domain.enums import AgentMessageStatus, CallKind, TurnStatus
 from domain.llm import (
     Attempt,
     LLMCallError,
     LLMErrorCode,
     LLMGateway,
-    LLMRequest,
     LLMResult,
     LLMStream,
     TextDelta,
 )
-from domain.money import nano_to_usd
 from domain.records import Model
-from domain.spend import month_start
 from domain.summaries.pipeline import SummaryOutcome, plan_summary, summarize
-from domain.turns import budget, routing
+from domain.turns import routing
+from domain.turns.budget_guard import TurnBudget
 from domain.turns.context import AgentPrompt, EarlierReply, PastTurn, build_prompt
 from domain.turns.contracts import ContextAudit, RosterAgent, RoutingDecision
 from domain.turns.deltas import DeltaPublisher
@@ -94,7 +92,13 @@ class TurnRun:
         # heartbeat finding the turn no longer RUNNING is not a lost lease.
         self.closing = False
         self.calls_in_flight: list[_CallInFlight] = []
-        self.budget_left = 0  # what the budget allowed at the last capped call (for messages)
+        self.budget = TurnBudget(
+            new_uow=deps.new_uow,
+            settings=deps.settings,
+            user_id=self.turn.user_id,
+            turn_id=self.turn.id,
+            budget_nano=started.budget_nano,
+        )
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
@@ -222,7 +226,7 @@ class TurnRun:
             attempts=(),
             prompt=prompt,
         )
-        request = await self._within_budget(prompt, model)
+        request = await self.budget.capped(prompt, model)
         if request is None:
             return self._refused_by_budget(outcome)
         stream = self.deps.gateway.stream(request)
@@ -445,60 +449,16 @@ class TurnRun:
 
     # --- budget ----------------------------------------------------------------------------
 
-    async def _within_budget(self, prompt: AgentPrompt, model: Model) -> LLMRequest | None:
-        """The agent's request with its output capped by what the user's budget still allows
-        after every other open reservation; None when that is below the minimum output, and
-        the call is refused before anything is sent. A short read, like admission's: nothing
-        is held across the call."""
-        settings = self.deps.settings
-        billable = settings.policy.category(CallKind.AGENT_RESPONSE)
-        if self.started.budget_nano is None or billable is not BillingCategory.USER_BILLABLE:
-            return prompt.request
-        async with self.deps.new_uow() as uow:
-            user = await uow.users.get(self.turn.user_id)
-            if user is None or user.monthly_budget_nano is None:
-                return prompt.request
-            state = await budget.read_state(uow, self.turn.user_id, user.monthly_budget_nano)
-        self.budget_left = state.left_for(self.turn.id)
-        expected_prompt = settings.calibration.prompt_tokens(
-            model.alias, prompt.estimated_prompt_tokens
-        )
-        cap = budget.output_cap(self.budget_left, expected_prompt, model)
-        if cap is None:
-            return prompt.request
-        if cap < settings.min_output_tokens:
-            return None
-        return replace(prompt.request, max_output_tokens=min(cap, prompt.request.max_output_tokens))
-
     def _refused_by_budget(self, outcome: _AgentOutcome) -> _AgentOutcome:
         outcome.status = AgentMessageStatus.FAILED
         outcome.prompt = None  # never sent
-        outcome.error_code = "BUDGET_EXCEEDED"
-        outcome.error_message = (
-            f"the monthly budget has ${nano_to_usd(max(self.budget_left, 0))} left, not enough "
-            f"for {self.deps.settings.min_output_tokens} output tokens of this agent's answer"
-        )
+        outcome.error_code, outcome.error_message = "BUDGET_EXCEEDED", self.budget.refusal()
         log.info("agent %s refused in turn %s: budget", outcome.agent.key, self.turn.id)
         return outcome
 
     async def _budget_warning(self, uow: TurnUnitOfWork) -> list[TurnEvent]:
-        """BudgetWarning when this turn leaves its user at or above the warning fraction of
-        the budget (read in the closing unit, after its own usage rows are staged)."""
-        if self.started.budget_nano is None:
-            return []
-        user = await uow.users.get(self.turn.user_id)
-        if user is None or user.monthly_budget_nano is None:
-            return []
-        spent = await uow.turns.month_spend(self.turn.user_id, since=month_start(utcnow()))
-        fraction = budget.used_fraction(user.monthly_budget_nano, spent)
-        if fraction < self.deps.settings.budget_warning_fraction:
-            return []
-        payload: dict[str, object] = {
-            "used_fraction": fraction,
-            "budget_nano": user.monthly_budget_nano,
-            "spent_nano": spent,
-        }
-        return [self._event(TurnEventType.BUDGET_WARNING, payload)]
+        payload = await self.budget.warning(uow)
+        return [] if payload is None else [self._event(TurnEventType.BUDGET_WARNING, payload)]
 
     def _learn(self, model: Model, attempts: Sequence[Attempt]) -> None:
         """Feeds calibration with a finished call's provider-reported usage."""
