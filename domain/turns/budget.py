@@ -101,6 +101,20 @@ class BudgetState:
         reservation."""
         return self.budget_nano - self.spent_nano - self.open_reservations(excluding=turn_id)
 
+    def unreserved(self) -> int:
+        """What no running turn has reserved (negative when reservations exceed the budget)."""
+        return self.budget_nano - self.spent_nano - self.open_reservations()
+
+    def allowance(self, turn_id: uuid.UUID, *, sharing: int) -> int:
+        """What one call of `turn_id` may spend: its turn's own open reservation plus a
+        `sharing`-th of the unreserved remainder — never more than `left_for(turn_id)`. At most
+        `sharing` calls of a user run at once (one per running turn), so together they cannot
+        take more of the remainder than there is, however their admissions and calls
+        interleave."""
+        own = self.left_for(turn_id) - self.unreserved()
+        remainder = self.unreserved()
+        return own + (remainder // max(sharing, 1) if remainder > 0 else remainder)
+
 
 def output_cap(left_nano: int, prompt_tokens: int, model: Model) -> int | None:
     """The most completion tokens a call may produce without its row costing more than

@@ -40,10 +40,11 @@ class TurnBudget:
         self.left_nano = 0  # what the budget allowed at the last capped call
 
     async def capped(self, prompt: AgentPrompt, model: Model) -> LLMRequest | None:
-        """The agent's request with its output capped by what the budget still allows after
-        every other open reservation; None when that is below the minimum output, and the call
-        must be refused before anything is sent. A short read, like admission's: nothing is
-        written and nothing is held across the call."""
+        """The agent's request with its output capped by what the budget allows it (its turn's
+        open reservation and its share of the unreserved remainder: `BudgetState.allowance`);
+        None when that is below the minimum output, and the call must be refused before
+        anything is sent. A short read, like admission's: nothing is written and nothing is held
+        across the call."""
         settings = self._settings
         billable = settings.policy.category(CallKind.AGENT_RESPONSE)
         if self._budget_nano is None or billable is not BillingCategory.USER_BILLABLE:
@@ -53,7 +54,7 @@ class TurnBudget:
             if user is None or user.monthly_budget_nano is None:
                 return prompt.request
             state = await budget.read_state(uow, self._user_id, user.monthly_budget_nano)
-        self.left_nano = state.left_for(self._turn_id)
+        self.left_nano = state.allowance(self._turn_id, sharing=settings.max_running_turns_per_user)
         expected_prompt = settings.calibration.prompt_tokens(
             model.alias, prompt.estimated_prompt_tokens
         )

@@ -6,6 +6,7 @@ budget says so (BudgetWarning, User.budgetUsedFraction), and estimated prompts a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -104,22 +105,47 @@ def max_tokens_sent(fake: FakeOpenAIServer, model: str) -> list[int]:
     return [int(request.body["max_tokens"]) for request in fake.requests(model=model)]
 
 
+@contextlib.asynccontextmanager
+async def app_with(settings: Settings, **overrides: Any) -> AsyncIterator[GraphQL]:
+    application = create_app(settings.model_copy(update=overrides), migrate_on_start=False)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://pantheon.test", timeout=60
+        ) as http:
+            yield GraphQL(http)
+
+
+@pytest.fixture
+async def lone_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
+    """One running turn per user: a call may use all the budget leaves it (no one to share)."""
+    async with app_with(turn_settings, max_running_turns_per_user=1) as gql:
+        yield gql
+
+
+@pytest.fixture
+async def wide_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
+    """The turn app letting one user run many turns at once (running-turns cap 50)."""
+    async with app_with(turn_settings, max_running_turns_per_user=50) as gql:
+        yield gql
+
+
 # --- the cap and the refusal ----------------------------------------------------------------------
 
 
 async def test_a_reply_is_capped_by_the_budget_and_the_next_agent_is_refused_before_any_call(
-    turn_gql: GraphQL, alice: Actor, admin: Actor, fake_openai: FakeOpenAIServer, database: Database
+    lone_gql: GraphQL, alice: Actor, admin: Actor, fake_openai: FakeOpenAIServer, database: Database
 ) -> None:
     # given: a roundtable of two whose first agent would write its 2048 tokens if it could, and
     # a budget of $0.001 — room for the expected turn, not for that reply (2048 x $1.20/M alone
     # is $0.0025); the provider reports a small prompt, so no prompt error can push spend over
-    session = await new_session(turn_gql, alice, ["qwen", "deepseek"])
+    session = await new_session(lone_gql, alice, ["qwen", "deepseek"])
     budget_nano = 1_000_000
-    await set_budget(turn_gql, admin, alice, budget_nano)
+    await set_budget(lone_gql, admin, alice, budget_nano)
     fake_openai.set_default(FakeResponse(completion_tokens=5000, prompt_tokens=10), model=QWEN)
 
     # when
-    body = await run(turn_gql, alice, session, "discuss", mode="ROUNDTABLE")
+    body = await run(lone_gql, alice, session, "discuss", mode="ROUNDTABLE")
 
     # then: the first reply was capped below the model's maximum, to what the budget allowed
     assert "errors" not in body, body
@@ -140,6 +166,30 @@ async def test_a_reply_is_capped_by_the_budget_and_the_next_agent_is_refused_bef
     assert [row.agent_key for row in await usage_rows(database, turn["id"])] == ["qwen"]
     # and the spend stays within the budget
     assert await billable_nano(database, alice) <= budget_nano
+
+
+async def test_a_call_shares_the_unreserved_budget_with_the_turns_that_may_run_beside_it(
+    turn_gql: GraphQL, alice: Actor, admin: Actor, fake_openai: FakeOpenAIServer
+) -> None:
+    # given: up to 4 running turns per user (the default), one running; $0.001 of budget
+    session = await new_session(turn_gql, alice, ["qwen"])
+    budget_nano = 1_000_000
+    await set_budget(turn_gql, admin, alice, budget_nano)
+    fake_openai.set_default(FakeResponse(completion_tokens=5000, prompt_tokens=10), model=QWEN)
+
+    # when
+    body = await run(turn_gql, alice, session, "hello")
+
+    # then: the call got its turn's reservation (its prompt and the default expected 256
+    # tokens) and a quarter of what no turn had reserved; three more turns could still run
+    assert body["data"]["runTurn"]["status"] == "COMPLETED", body
+    prompt = estimated_prompt(fake_openai, QWEN)
+    reserved = prompt * 400 + 256 * 1_200
+    allowance = reserved + (budget_nano - reserved) // 4
+    [cap] = max_tokens_sent(fake_openai, QWEN)
+    # (admission estimates the prompt from its parts, a token or so off the prompt's own count)
+    assert abs(cap - (allowance - prompt * 400) // 1_200) <= 2
+    assert 256 < cap < (budget_nano - prompt * 400) // 1_200  # less than a lone turn would get
 
 
 def estimated_prompt(fake: FakeOpenAIServer, model: str) -> int:
@@ -163,16 +213,16 @@ async def test_without_a_budget_calls_keep_the_models_maximum_output(
 
 
 async def test_a_turn_leaving_the_user_above_the_warning_fraction_emits_budget_warning(
-    turn_gql: GraphQL, alice: Actor, admin: Actor, fake_openai: FakeOpenAIServer, database: Database
+    lone_gql: GraphQL, alice: Actor, admin: Actor, fake_openai: FakeOpenAIServer, database: Database
 ) -> None:
     # given: a budget the expected turn fits, but that one real reply nearly uses up
-    session = await new_session(turn_gql, alice, ["qwen"])
+    session = await new_session(lone_gql, alice, ["qwen"])
     budget_nano = 1_000_000
-    await set_budget(turn_gql, admin, alice, budget_nano)
+    await set_budget(lone_gql, admin, alice, budget_nano)
     fake_openai.set_default(FakeResponse(completion_tokens=700, prompt_tokens=10), model=QWEN)
 
     # when
-    body = await run(turn_gql, alice, session, "hello")
+    body = await run(lone_gql, alice, session, "hello")
 
     # then: a durable BudgetWarning just before TurnFinished, in the closing unit's outbox
     turn_id = body["data"]["runTurn"]["id"]
@@ -185,11 +235,11 @@ async def test_a_turn_leaving_the_user_above_the_warning_fraction_emits_budget_w
         "budget_nano": budget_nano,
         "spent_nano": spent,
     }
-    me = await turn_gql(ME, as_=alice)
+    me = await lone_gql(ME, as_=alice)
     assert me["data"]["me"]["budgetUsedFraction"] == pytest.approx(spent / budget_nano)
     # and subscribers get it as a BudgetWarning event (replayed from the outbox)
     [warning] = [
-        e for e in await replay(turn_gql, alice, turn_id) if e["__typename"] == "BudgetWarning"
+        e for e in await replay(lone_gql, alice, turn_id) if e["__typename"] == "BudgetWarning"
     ]
     assert warning == {
         "__typename": "BudgetWarning",
@@ -279,17 +329,44 @@ async def test_estimated_prompts_are_calibrated_by_what_the_provider_reported(
 # --- PostgreSQL: ten concurrent turns under a budget for twelve -----------------------------------
 
 
-@pytest.fixture
-async def wide_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
-    """The turn app letting one user run many turns at once (running-turns cap 50)."""
-    settings = turn_settings.model_copy(update={"max_running_turns_per_user": 50})
-    application = create_app(settings, migrate_on_start=False)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://pantheon.test", timeout=60
-        ) as http:
-            yield GraphQL(http)
+async def ten_concurrent_turns(
+    gql: GraphQL,
+    fake: FakeOpenAIServer,
+    database: Database,
+    users: tuple[Actor, Actor, Actor],
+    *,
+    completion: int,
+) -> tuple[list[Any], int, int]:
+    """Learns a real turn (400-token prompt, 120-token reply) from one turn of another user, sets
+    alice a budget of twelve real turns, then runs ten of hers at once whose replies would be
+    `completion` tokens long. Returns the admitted turns, alice's spend and her budget."""
+    alice, bob, admin = users
+    message = "@qwen go"
+
+    def answer(tokens: int) -> FakeResponse:
+        return FakeResponse(
+            content="a b c d", token_delay=0.05, prompt_tokens=400, completion_tokens=tokens
+        )
+
+    fake.set_default(answer(120), model=QWEN)
+    warm_up = await run(gql, bob, await new_session(gql, bob, ["qwen"]), message)
+    assert warm_up["data"]["runTurn"]["status"] == "COMPLETED", warm_up
+    real_turn = await billable_nano(database, bob)
+    assert real_turn == 400 * 400 + 120 * 1_200  # $0.000304
+    budget_nano = 12 * real_turn
+    await set_budget(gql, admin, alice, budget_nano)
+    sessions = [await new_session(gql, alice, ["qwen"]) for _ in range(10)]
+    fake.set_default(answer(completion), model=QWEN)
+
+    bodies = await asyncio.gather(*(run(gql, alice, s, message) for s in sessions))
+
+    admitted = [body for body in bodies if "errors" not in body]
+    refused = [body for body in bodies if "errors" in body]
+    assert {code for body in refused for code in error_codes(body)} <= {"BUDGET_EXCEEDED"}
+    assert len(fake.requests(model=QWEN)) == 1 + len(admitted)
+    spent = await billable_nano(database, alice)
+    print(f"replies of {completion}: admitted {len(admitted)}/10, spent {spent} of {budget_nano}")
+    return admitted, spent, budget_nano
 
 
 @pytest.mark.postgres
@@ -302,33 +379,39 @@ async def test_ten_concurrent_turns_under_a_budget_for_twelve_admit_at_least_eig
     fake_openai: FakeOpenAIServer,
     database: Database,
 ) -> None:
-    # given: replies of 120 tokens on a 400-token prompt (a real turn costs $0.000304), learned
-    # from one turn of another user; a budget that fits twelve real turns
-    message = "@qwen go"
-    fake_openai.set_default(
-        FakeResponse(content="a b c d", token_delay=0.05, prompt_tokens=400, completion_tokens=120),
-        model=QWEN,
+    # when: replies as long as the learned ones
+    admitted, spent, budget_nano = await ten_concurrent_turns(
+        wide_gql, fake_openai, database, (alice, bob, admin), completion=120
     )
-    warm_up = await run(wide_gql, bob, await new_session(wide_gql, bob, ["qwen"]), message)
-    assert warm_up["data"]["runTurn"]["status"] == "COMPLETED", warm_up
-    real_turn = await billable_nano(database, bob)
-    assert real_turn == 400 * 400 + 120 * 1_200
-    budget_nano = 12 * real_turn
-    await set_budget(wide_gql, admin, alice, budget_nano)
-    sessions = [await new_session(wide_gql, alice, ["qwen"]) for _ in range(10)]
 
-    # when: ten turns at once, one per session
-    bodies = await asyncio.gather(*(run(wide_gql, alice, s, message) for s in sessions))
-
-    # then: at least eight admitted (main admitted 1: it reserved 2048 output tokens per turn)
-    admitted = [body for body in bodies if "errors" not in body]
-    refused = [body for body in bodies if "errors" in body]
-    assert {code for body in refused for code in error_codes(body)} <= {"BUDGET_EXCEEDED"}
-    assert len(admitted) >= 8, bodies
-    assert len(fake_openai.requests(model=QWEN)) == 1 + len(admitted)
+    # then: at least eight admitted (main admitted 1: it reserved 2048 output tokens per turn),
+    # every one answered in full
+    assert len(admitted) >= 8
+    assert all(body["data"]["runTurn"]["status"] == "COMPLETED" for body in admitted), admitted
     # and the spend stays within the budget, allowing only the prompt-estimate error (±3 % of
     # each admitted turn's prompt cost)
-    spent = await billable_nano(database, alice)
     allowance = len(admitted) * PROMPT_ESTIMATE_ERROR * 400 * 400
     assert spent <= budget_nano + allowance, (spent, budget_nano, len(admitted))
-    print(f"admitted {len(admitted)}/10, spent {spent} of {budget_nano} nano-USD")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend_db", ["postgres"], indirect=True)
+async def test_ten_concurrent_turns_whose_replies_run_long_are_capped_within_the_budget(
+    wide_gql: GraphQL,
+    alice: Actor,
+    bob: Actor,
+    admin: Actor,
+    fake_openai: FakeOpenAIServer,
+    database: Database,
+) -> None:
+    # when: every reply would run to the model's 2048 tokens (17 times the learned 120) if it
+    # could: ten of them would cost 7 times the budget
+    admitted, spent, budget_nano = await ten_concurrent_turns(
+        wide_gql, fake_openai, database, (alice, bob, admin), completion=5_000
+    )
+
+    # then: the caps kept the spend within the budget (but for the prompt-estimate error)
+    assert admitted
+    allowance = len(admitted) * PROMPT_ESTIMATE_ERROR * 400 * 400
+    assert spent <= budget_nano + allowance, (spent, budget_nano, len(admitted))
+    assert max(max_tokens_sent(fake_openai, QWEN)[1:]) < 2048

@@ -92,6 +92,42 @@ def test_a_call_may_spend_the_budget_minus_spend_and_the_other_turns_open_reserv
     assert state.left_for(None) == 2_000 - 700 - 500
 
 
+def test_a_call_gets_its_own_reservation_and_a_share_of_the_unreserved_remainder() -> None:
+    mine, other = running(500), running(300)
+    state = BudgetState(
+        budget_nano=2_000,
+        spent_nano=100,
+        running=[mine, other],
+        committed_by_turn={mine.id: 100},
+    )
+
+    assert state.unreserved() == 2_000 - 100 - 400 - 300
+    assert state.allowance(mine.id, sharing=4) == 400 + 1_200 // 4
+    assert state.allowance(mine.id, sharing=1) == state.left_for(mine.id)
+
+
+def test_an_overcommitted_budget_leaves_a_call_less_than_its_reservation() -> None:
+    mine, other = running(500), running(900)
+    state = BudgetState(
+        budget_nano=1_000, spent_nano=0, running=[mine, other], committed_by_turn={}
+    )
+
+    assert state.unreserved() == -400
+    assert state.allowance(mine.id, sharing=4) == 100 == state.left_for(mine.id)
+
+
+def test_calls_sharing_the_remainder_never_take_more_than_there_is() -> None:
+    # given: four running turns, each reserved 100; 600 of 1 000 unreserved
+    turns = [running(100) for _ in range(4)]
+    state = BudgetState(budget_nano=1_000, spent_nano=0, running=turns, committed_by_turn={})
+
+    # when: all four calls run at once, each using everything it is allowed
+    total = sum(state.allowance(turn.id, sharing=4) for turn in turns)
+
+    # then
+    assert total == 1_000
+
+
 def test_the_cap_is_the_most_output_whose_row_fits_what_is_left() -> None:
     m = model()  # 1 000 nano-USD per prompt token, 2 000 per output token
 
