@@ -37,8 +37,12 @@ class UsageCalibration(Protocol):
         """The completion tokens a call to this model is expected to produce."""
         ...
 
-    def observe(self, model_alias: str, attempts: Sequence[Attempt]) -> None:
-        """Learn from a call's attempts; only provider-reported usage teaches anything."""
+    def observe(
+        self, model_alias: str, attempts: Sequence[Attempt], *, completions: bool = True
+    ) -> None:
+        """Learn from a call's attempts; only provider-reported usage teaches anything.
+        ``completions=False``: the completion was cut by a budget cap, so it says nothing of
+        how long the model's answers are (only the prompt ratio is learned)."""
         ...
 
 
@@ -75,14 +79,16 @@ class EwmaCalibration:
         expected = self._default_completion if learned is None else round(learned.value)
         return max(min(expected, max_output_tokens), 1)
 
-    def observe(self, model_alias: str, attempts: Sequence[Attempt]) -> None:
+    def observe(
+        self, model_alias: str, attempts: Sequence[Attempt], *, completions: bool = True
+    ) -> None:
         for attempt in attempts:
             if attempt.usage.source is not TokenSource.PROVIDER:
                 continue
             if attempt.estimated_prompt_tokens > 0 and attempt.usage.prompt_tokens > 0:
                 ratio = attempt.usage.prompt_tokens / attempt.estimated_prompt_tokens
                 _feed(self._prompt_ratio, model_alias, ratio)
-            if attempt.succeeded:
+            if attempt.succeeded and completions:
                 _feed(self._completion, model_alias, attempt.usage.completion_tokens)
 
 

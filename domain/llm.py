@@ -16,7 +16,8 @@ Every failed call raises one exception type; its ``code`` says what went wrong::
 
 A call may make several attempts (retries). Each one is reported as an ``Attempt`` so metering can
 write one usage row per attempt that reached a provider, successful or not. When the provider
-reports no usage the tokens are estimated with ``estimate_usage`` and marked ``ESTIMATED``.
+reports no usage the tokens are estimated with ``estimate_usage`` and marked ``ESTIMATED``
+(metering corrects the prompt estimate per model: ``domain/calibration.py``).
 
 This module is pure Python: no I/O, no third-party imports.
 """

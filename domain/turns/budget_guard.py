@@ -4,12 +4,12 @@ warning its close gives when the user is near the budget (docs/metering_policy.m
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from domain.clock import utcnow
 from domain.enums import BillingCategory, CallKind
-from domain.llm import LLMRequest
+from domain.llm import Attempt, LLMRequest
 from domain.money import nano_to_usd
 from domain.records import Model
 from domain.spend import month_start
@@ -38,6 +38,7 @@ class TurnBudget:
         self._turn_id = turn_id
         self._budget_nano = budget_nano
         self.left_nano = 0  # what the budget allowed at the last capped call
+        self.last_cap: int | None = None  # max_tokens the budget set on the last call, if any
 
     async def capped(self, prompt: AgentPrompt, model: Model) -> LLMRequest | None:
         """The agent's request with its output capped by what the budget allows it (its turn's
@@ -46,6 +47,7 @@ class TurnBudget:
         anything is sent. A short read, like admission's: nothing is written and nothing is held
         across the call."""
         settings = self._settings
+        self.last_cap = None
         billable = settings.policy.category(CallKind.AGENT_RESPONSE)
         if self._budget_nano is None or billable is not BillingCategory.USER_BILLABLE:
             return prompt.request
@@ -63,7 +65,14 @@ class TurnBudget:
             return prompt.request
         if cap < settings.min_output_tokens:
             return None
+        if cap < prompt.request.max_output_tokens:
+            self.last_cap = cap
         return replace(prompt.request, max_output_tokens=min(cap, prompt.request.max_output_tokens))
+
+    def cut_short(self, attempts: Sequence[Attempt]) -> bool:
+        """Whether the last call's answer ran into its budget cap (so its length was ours)."""
+        cap = self.last_cap
+        return cap is not None and any(a.usage.completion_tokens >= cap for a in attempts)
 
     def refusal(self) -> str:
         return (

@@ -197,7 +197,9 @@ class TurnRun:
             if self.cancel.is_set():
                 return self._skipped(agent, model, position)
             outcome = await self._call_agent(agent, model, position)
-            self._learn(model, outcome.attempts)
+            self._learn(
+                model, outcome.attempts, completions=not self.budget.cut_short(outcome.attempts)
+            )
             if outcome.status is AgentMessageStatus.CANCELLED:
                 return outcome
             upcoming = plan[position] if position < len(plan) else None
@@ -460,9 +462,11 @@ class TurnRun:
         payload = await self.budget.warning(uow)
         return [] if payload is None else [self._event(TurnEventType.BUDGET_WARNING, payload)]
 
-    def _learn(self, model: Model, attempts: Sequence[Attempt]) -> None:
+    def _learn(
+        self, model: Model, attempts: Sequence[Attempt], *, completions: bool = True
+    ) -> None:
         """Feeds calibration with a finished call's provider-reported usage."""
-        self.deps.settings.calibration.observe(model.alias, attempts)
+        self.deps.settings.calibration.observe(model.alias, attempts, completions=completions)
 
     # --- helpers ---------------------------------------------------------------------------
 

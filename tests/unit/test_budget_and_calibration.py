@@ -215,3 +215,12 @@ def test_estimated_usage_and_failed_calls_teach_nothing_about_completions() -> N
 
     assert calibration.expected_completion("m", max_output_tokens=2_000) == 50
     assert calibration.prompt_tokens("m", 1_000) == 500  # the failed call's prompt was reported
+
+
+def test_a_completion_cut_by_a_budget_cap_teaches_only_the_prompt_ratio() -> None:
+    calibration = EwmaCalibration(default_expected_completion=50)
+
+    calibration.observe("m", [provider_call(900, 20, estimated=1_000)], completions=False)
+
+    assert calibration.expected_completion("m", max_output_tokens=2_000) == 50
+    assert calibration.prompt_tokens("m", 1_000) == 900
