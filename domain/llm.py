@@ -16,7 +16,8 @@ Every failed call raises one exception type; its ``code`` says what went wrong::
 
 A call may make several attempts (retries). Each one is reported as an ``Attempt`` so metering can
 write one usage row per attempt that reached a provider, successful or not. When the provider
-reports no usage the tokens are estimated with ``estimate_usage`` and marked ``ESTIMATED``.
+reports no usage the tokens are estimated with ``estimate_usage`` and marked ``ESTIMATED``
+(metering corrects the prompt estimate per model: ``domain/calibration.py``).
 
 This module is pure Python: no I/O, no third-party imports.
 """
@@ -119,6 +120,8 @@ class Attempt:
     ``may_be_billed`` is True when the provider may charge for it: it succeeded, or failed after
     it may have generated tokens (timeout while waiting, stream cut, bad body). ``usage`` is the
     provider's, or an estimate: the prompt plus any text already received.
+    ``estimated_prompt_tokens`` is the heuristic's estimate of the prompt whatever ``usage`` says,
+    so calibration (``domain/calibration.py``) can compare it with what the provider reported.
     """
 
     number: int
@@ -129,6 +132,7 @@ class Attempt:
     usage: TokenUsage
     latency_ms: int
     provider_request_id: str | None = None
+    estimated_prompt_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
+from domain.calibration import EwmaCalibration
 from domain.enums import CallKind, Role
 from domain.errors import Conflict
 from domain.llm import LLMGateway
@@ -139,6 +140,12 @@ def turn_settings(settings: Settings, catalog: Catalog) -> TurnSettings:
         summarizer_model=catalog.spec.summarizer_model,
         summary_threshold=settings.summary_threshold,
         policy=MeteringPolicy(categories=categories),
+        min_output_tokens=settings.min_output_tokens,
+        budget_warning_fraction=settings.budget_warning_fraction,
+        # One per process: admission, the cap and metering all read what its calls taught it.
+        calibration=EwmaCalibration(
+            default_expected_completion=settings.default_expected_completion_tokens
+        ),
     )
 
 

@@ -133,6 +133,25 @@ class Settings(BaseSettings):
         default="",
         description="comma-separated proxy IPs/CIDRs whose X-Forwarded-For names the client",
     )
+    default_expected_completion_tokens: int = Field(
+        default=256,
+        ge=1,
+        description="completion tokens budget admission expects of a model with no "
+        "provider-reported calls yet in this process",
+    )
+    min_output_tokens: int = Field(
+        default=16,
+        ge=1,
+        description="a call whose budget-capped max_tokens falls below this is refused "
+        "with BUDGET_EXCEEDED before anything is sent",
+    )
+    budget_warning_fraction: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="a turn leaving its user at or above this fraction of the monthly budget "
+        "emits BudgetWarning",
+    )
 
     @field_validator("log_level")
     @classmethod

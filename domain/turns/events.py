@@ -18,6 +18,7 @@ class TurnEventType(StrEnum):
     AGENT_DELTA = "AgentDelta"
     AGENT_FINISHED = "AgentFinished"
     SUMMARY_UPDATED = "SummaryUpdated"
+    BUDGET_WARNING = "BudgetWarning"  # the turn left its user near the budget; before TurnFinished
     TURN_FINISHED = "TurnFinished"
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from domain.calibration import UsageCalibration
 from domain.enums import BillingCategory, CallKind, TokenSource
 from domain.llm import Attempt, TokenUsage
 from domain.records import Model
@@ -89,10 +90,12 @@ def usage_entries(
     model: Model,
     agent_key: str | None,
     policy: MeteringPolicy,
+    calibration: UsageCalibration | None = None,
 ) -> list[UsageEntry]:
     """Entries for the attempts that reached the provider. A refused attempt keeps its row (the
     audit trail: attempt number, latency, error) with 0 tokens, cost 0 and `TokenSource.NONE`;
-    any other is metered from the provider's usage or our estimate."""
+    any other is metered from the provider's usage or our estimate, an estimated prompt corrected
+    by ``calibration`` (what the model's provider reports) when there is one."""
     return [
         _entry(
             attempt,
@@ -101,6 +104,7 @@ def usage_entries(
             model=model,
             agent_key=agent_key,
             policy=policy,
+            calibration=calibration,
         )
         for attempt in attempts
         if attempt.reached_provider
@@ -115,8 +119,10 @@ def _entry(
     model: Model,
     agent_key: str | None,
     policy: MeteringPolicy,
+    calibration: UsageCalibration | None,
 ) -> UsageEntry:
     usage = REFUSED_USAGE if refused(attempt) else attempt.usage
+    prompt_tokens = _prompt_tokens(usage, model, calibration)
     return UsageEntry(
         call_kind=call_kind,
         billing_category=policy.category(call_kind),
@@ -125,7 +131,7 @@ def _entry(
         agent_key=agent_key,
         provider=model.provider,
         model_alias=model.alias,
-        prompt_tokens=usage.prompt_tokens,
+        prompt_tokens=prompt_tokens,
         completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens,
         reasoning_tokens=usage.reasoning_tokens,
@@ -133,13 +139,20 @@ def _entry(
         unpriced=not model.priced,
         input_nano_per_mtok=model.input_nano_per_mtok,
         output_nano_per_mtok=model.output_nano_per_mtok,
-        cost_nano=cost_nano(usage.prompt_tokens, usage.completion_tokens, model),
+        cost_nano=cost_nano(prompt_tokens, usage.completion_tokens, model),
         latency_ms=attempt.latency_ms,
         succeeded=attempt.succeeded,
         error_code=str(attempt.error_code) if attempt.error_code else None,
         provider_request_id=attempt.provider_request_id,
         provider_model=model.provider_model,
     )
+
+
+def _prompt_tokens(usage: TokenUsage, model: Model, calibration: UsageCalibration | None) -> int:
+    """The usage's prompt tokens; an estimate corrected by calibration when there is one."""
+    if calibration is None or usage.source is not TokenSource.ESTIMATED:
+        return usage.prompt_tokens
+    return calibration.prompt_tokens(model.alias, usage.prompt_tokens)
 
 
 def worst_case_nano(prompt_tokens: int, model: Model) -> int:

@@ -32,6 +32,7 @@ from domain.rate_limits import UNLIMITED, RateLimiter
 from domain.records import Model
 from domain.summaries.pipeline import SummaryOutcome, plan_summary, summarize
 from domain.turns import routing
+from domain.turns.budget_guard import TurnBudget
 from domain.turns.context import AgentPrompt, EarlierReply, PastTurn, build_prompt
 from domain.turns.contracts import ContextAudit, RosterAgent, RoutingDecision
 from domain.turns.deltas import DeltaPublisher
@@ -94,6 +95,13 @@ class TurnRun:
         self.closing = False
         self.calls_in_flight: list[_CallInFlight] = []
         self.tokens_spent = 0  # provider tokens of every usage row staged, for the rate limit
+        self.budget = TurnBudget(
+            new_uow=deps.new_uow,
+            settings=deps.settings,
+            user_id=self.turn.user_id,
+            turn_id=self.turn.id,
+            budget_nano=started.budget_nano,
+        )
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
@@ -138,6 +146,8 @@ class TurnRun:
         except Exception:  # what the calls spent stays in flight: the closing unit meters it
             log.exception("summary of turn %s failed; the next turn retries it", self.turn.id)
             return None
+        self._learn(model, outcome.generated.attempts)
+        self._learn(model, outcome.extracted.attempts)
         for call in calls:  # metered with the summary it paid for
             self.calls_in_flight.remove(call)
         return outcome
@@ -156,6 +166,7 @@ class TurnRun:
             spent=call.spent,
         )
         self.calls_in_flight.remove(call)  # metered below, with the decision
+        self._learn(manager, outcome.attempts)
         entries = usage_entries(
             outcome.attempts,
             call_kind=CallKind.MANAGER_ROUTING,
@@ -163,6 +174,7 @@ class TurnRun:
             model=manager,
             agent_key=None,
             policy=self.deps.settings.policy,
+            calibration=self.deps.settings.calibration,
         )
         events = routing_events(
             self.turn, outcome.decision, self.started.roster, first_sequence=self.sequence + 1
@@ -188,6 +200,9 @@ class TurnRun:
             if self.cancel.is_set():
                 return self._skipped(agent, model, position)
             outcome = await self._call_agent(agent, model, position)
+            self._learn(
+                model, outcome.attempts, completions=not self.budget.cut_short(outcome.attempts)
+            )
             if outcome.status is AgentMessageStatus.CANCELLED:
                 return outcome
             upcoming = plan[position] if position < len(plan) else None
@@ -216,7 +231,10 @@ class TurnRun:
             attempts=(),
             prompt=prompt,
         )
-        stream = self.deps.gateway.stream(prompt.request)
+        request = await self.budget.capped(prompt, model)
+        if request is None:
+            return self._refused_by_budget(outcome)
+        stream = self.deps.gateway.stream(request)
         parts: list[str] = []
         deltas = self._deltas(agent, position)
         consume = asyncio.ensure_future(self._consume(stream, deltas, parts))
@@ -384,6 +402,7 @@ class TurnRun:
                 events.append(
                     self._event(TurnEventType.SUMMARY_UPDATED, {"summary_id": str(summary_id)})
                 )
+            events += await self._budget_warning(uow)
             if not await uow.turns.close(self.turn.id, close):
                 log.warning("turn %s was closed elsewhere; dropping this close", self.turn.id)
                 return []
@@ -420,6 +439,7 @@ class TurnRun:
                 model=model,
                 agent_key=None,
                 policy=settings.policy,
+                calibration=settings.calibration,
             )
             if entries:
                 self._count_tokens(entries)
@@ -432,6 +452,25 @@ class TurnRun:
                     at=utcnow(),
                 )
         return stored.id
+
+    # --- budget ----------------------------------------------------------------------------
+
+    def _refused_by_budget(self, outcome: _AgentOutcome) -> _AgentOutcome:
+        outcome.status = AgentMessageStatus.FAILED
+        outcome.prompt = None  # never sent
+        outcome.error_code, outcome.error_message = "BUDGET_EXCEEDED", self.budget.refusal()
+        log.info("agent %s refused in turn %s: budget", outcome.agent.key, self.turn.id)
+        return outcome
+
+    async def _budget_warning(self, uow: TurnUnitOfWork) -> list[TurnEvent]:
+        payload = await self.budget.warning(uow)
+        return [] if payload is None else [self._event(TurnEventType.BUDGET_WARNING, payload)]
+
+    def _learn(
+        self, model: Model, attempts: Sequence[Attempt], *, completions: bool = True
+    ) -> None:
+        """Feeds calibration with a finished call's provider-reported usage."""
+        self.deps.settings.calibration.observe(model.alias, attempts, completions=completions)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -457,6 +496,7 @@ class TurnRun:
             model=outcome.model,
             agent_key=outcome.agent.key,
             policy=self.deps.settings.policy,
+            calibration=self.deps.settings.calibration,
         )
         await self._stage_usage(uow, entries, agent_message_id=message.id)
         return message.id
@@ -474,6 +514,7 @@ class TurnRun:
             model=call.model,
             agent_key=None,
             policy=self.deps.settings.policy,
+            calibration=self.deps.settings.calibration,
         )
 
     async def _stage_usage(

@@ -18,9 +18,7 @@ from domain.errors import BadUserInput, BudgetExceeded, Conflict, NotFound, Rate
 from domain.money import nano_to_usd
 from domain.rate_limits import UNLIMITED, LimitName, RateLimiter, TurnCharge
 from domain.records import Model, User
-from domain.spend import month_start
-from domain.turns import planning, recovery
-from domain.turns.budget import worst_case_turn_nano
+from domain.turns import budget, planning, recovery
 from domain.turns.context import SessionMemory
 from domain.turns.contracts import EMPTY_AUDIT, RosterAgent, RoutingDecision
 from domain.turns.events import EventPublisher, TurnEvent, TurnEventType
@@ -57,6 +55,7 @@ class StartedTurn:
     decision: RoutingDecision | None  # None in ORCHESTRATOR mode: the manager decides
     last_sequence: int
     charge: TurnCharge | None = None  # what admission took from the rate limits; settled after
+    budget_nano: int | None = None  # the user's budget at admission; None: calls are not capped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,7 +127,7 @@ async def _start(
                 retry_after_seconds=RUNNING_TURNS_RETRY_SECONDS,
             )
         reserve = _reservation(mode, request, roster, models, memory, settings)
-        await _check_budget(uow, actor.id, running, reserve)
+        budget_nano = await _check_budget(uow, actor.id, running, reserve)
         charge = await _check_rate_limits(limiter, actor, decision, roster, models, memory, request)
 
         index = await uow.turns.next_index(session.id)
@@ -162,6 +161,7 @@ async def _start(
             decision=decision,
             last_sequence=events[-1].sequence,
             charge=charge,
+            budget_nano=budget_nano,
         ),
     )
 
@@ -232,31 +232,32 @@ def _reservation(
         max_agents=settings.max_agents_per_turn,
         manager_cap=settings.manager_cap,
     )
-    return worst_case_turn_nano(
+    return budget.expected_turn_nano(
         agents=planning.enabled(roster),
         count=count,
         models=models,
         message=request.message,
         memory=memory,
         policy=settings.policy,
+        calibration=settings.calibration,
     )
 
 
 async def _check_budget(
     uow: TurnUnitOfWork, user_id: uuid.UUID, running: Sequence[Turn], reserve: int
-) -> None:
+) -> int | None:
+    """Refuses a turn whose expected cost the budget cannot hold; returns the budget."""
     user = await uow.users.get(user_id)
     if user is None or user.monthly_budget_nano is None:
-        return
-    spent = await uow.turns.month_spend(user_id, since=month_start(utcnow()))
-    committed = await uow.turns.committed_cost_by_turn([turn.id for turn in running])
-    reserved = sum(max(t.reserved_nano - committed.get(t.id, 0), 0) for t in running)
-    left = user.monthly_budget_nano - spent - reserved
+        return None
+    state = await budget.read_state(uow, user_id, user.monthly_budget_nano, running=running)
+    left = state.left_for(None)
     if reserve > left:
         raise BudgetExceeded(
-            f"this turn could cost up to ${nano_to_usd(reserve)}, and the monthly budget has "
+            f"this turn is expected to cost ${nano_to_usd(reserve)}, and the monthly budget has "
             f"${nano_to_usd(max(left, 0))} left"
         )
+    return user.monthly_budget_nano
 
 
 async def _check_rate_limits(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.calibration import EwmaCalibration, UsageCalibration
 from domain.turns.metering import MeteringPolicy
 
 
@@ -19,3 +20,9 @@ class TurnSettings:
     summarizer_model: str = "summarizer-mini"
     summary_threshold: int = 8  # finished turns since the last summary that make one due
     policy: MeteringPolicy = field(default_factory=MeteringPolicy)
+    # Budgets (docs/metering_policy.md): a call whose budget-capped output would be smaller
+    # than min_output_tokens is refused; a turn leaving the user at or above the warning
+    # fraction of the budget says so. The calibration is shared, learned state, one per process.
+    min_output_tokens: int = 16
+    budget_warning_fraction: float = 0.8
+    calibration: UsageCalibration = field(default_factory=EwmaCalibration)

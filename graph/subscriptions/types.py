@@ -1,4 +1,4 @@
-"""The `TurnEvent` interface and its seven types. Objects an event names (turn, message, summary)
+"""The `TurnEvent` interface and its eight types. Objects an event names (turn, message, summary)
 are read when the event is resolved, through the loaders renewed for that event, so a late
 `TurnFinished { turn { status } }` is never stale."""
 
@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 
 import strawberry
 
+from domain.money import nano_to_usd
 from domain.turns.contracts import RoutingDecision
 from domain.turns.events import TurnEvent, TurnEventType
 from graph.context import Info
@@ -88,6 +90,17 @@ class SummaryUpdatedEvent(TurnEventInterface):
         return SessionSummaryNode.from_record(summary)
 
 
+@strawberry.type(
+    name="BudgetWarning",
+    description="the turn left its user at or above the budget's warning fraction "
+    "(PANTHEON_BUDGET_WARNING_FRACTION); sent just before TurnFinished",
+)
+class BudgetWarningEvent(TurnEventInterface):
+    used_fraction: float = strawberry.field(description="month spend / monthly budget")
+    budget_usd: Decimal = strawberry.field(description="the user's monthly budget")
+    spent_usd: Decimal = strawberry.field(description="billable cost this month, this turn's too")
+
+
 @strawberry.type(name="TurnFinished")
 class TurnFinishedEvent(TurnEventInterface):
     @strawberry.field
@@ -102,6 +115,7 @@ EVENT_TYPES: tuple[type[TurnEventInterface], ...] = (
     AgentDeltaEvent,
     AgentFinishedEvent,
     SummaryUpdatedEvent,
+    BudgetWarningEvent,
     TurnFinishedEvent,
 )
 
@@ -152,6 +166,13 @@ def to_graphql(event: TurnEvent) -> TurnEventInterface:
             return SummaryUpdatedEvent(
                 **common,  # type: ignore[arg-type]
                 _summary_id=_uuid(payload["summary_id"]),
+            )
+        case TurnEventType.BUDGET_WARNING:
+            return BudgetWarningEvent(
+                **common,  # type: ignore[arg-type]
+                used_fraction=float(str(payload["used_fraction"])),
+                budget_usd=nano_to_usd(int(str(payload["budget_nano"]))),
+                spent_usd=nano_to_usd(int(str(payload["spent_nano"]))),
             )
         case TurnEventType.TURN_FINISHED:
             return TurnFinishedEvent(**common)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from strawberry import relay
 
 from domain import records
 from domain.money import nano_to_usd
+from domain.turns.budget import used_fraction
 from graph.connections import Edge, PageInfo
 from graph.context import Info
 from graph.enums import Role
@@ -52,6 +53,15 @@ class UserNode(relay.Node):
             return None
         spent = await info.context.loaders.month_spend.load(self._uuid)
         return nano_to_usd(max(self._budget_nano - spent, 0))
+
+    @strawberry.field(
+        description="month spend / monthly budget (above 1 once overspent); null: no budget"
+    )
+    async def budget_used_fraction(self, info: Info) -> float | None:
+        if self._budget_nano is None:
+            return None
+        spent = await info.context.loaders.month_spend.load(self._uuid)
+        return used_fraction(self._budget_nano, spent)
 
 
 @strawberry.type(name="UserConnection")

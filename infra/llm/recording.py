@@ -16,6 +16,7 @@ from domain.llm import (
     LLMResult,
     TextDelta,
     TokenUsage,
+    estimate_prompt_tokens,
     estimate_usage,
 )
 
@@ -37,6 +38,14 @@ class CallRecorder:
         self._attempts: list[Attempt] = []
         self._spent = spent  # the caller's copy, kept up to date (see LLMGateway.complete)
         self._open: _OpenAttempt | None = None
+        self._estimated_prompt: int | None = None
+
+    @property
+    def estimated_prompt_tokens(self) -> int:
+        """The heuristic's estimate of this call's prompt (computed once, on first use)."""
+        if self._estimated_prompt is None:
+            self._estimated_prompt = estimate_prompt_tokens(self._request.messages)
+        return self._estimated_prompt
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
@@ -117,6 +126,7 @@ class CallRecorder:
             usage=usage,
             latency_ms=_ms_since(opened.started),
             provider_request_id=opened.request_id,
+            estimated_prompt_tokens=self.estimated_prompt_tokens if reached else 0,
         )
         self._attempts.append(attempt)
         if self._spent is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -23,6 +24,7 @@ async def respond(
     disconnected: asyncio.Event,
 ) -> None:
     """Answer ``body`` as ``response`` says; stop early when the client has gone."""
+    response = _within_max_tokens(body, response)
     if await _pause(response.hang, disconnected):
         return
     if response.status != 200:
@@ -38,6 +40,24 @@ async def respond(
         await _stream(body, response, serial, send, disconnected)
     else:
         await _complete(body, response, serial, send, disconnected)
+
+
+def _within_max_tokens(body: dict[str, Any], response: FakeResponse) -> FakeResponse:
+    """A real provider never generates more than the request's ``max_tokens``; neither does the
+    fake: longer answers (deltas or a scripted ``completion_tokens``) stop there, "length"."""
+    limit = body.get("max_tokens")
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return response
+    deltas = response.deltas()
+    completion = len(deltas) if response.completion_tokens is None else response.completion_tokens
+    if completion <= limit:
+        return response
+    return dataclasses.replace(
+        response,
+        chunks=deltas[:limit],
+        completion_tokens=None if response.completion_tokens is None else limit,
+        finish_reason="length",
+    )
 
 
 async def _complete(

@@ -1,5 +1,5 @@
 """Metering: exact integer nano-USD costs, one entry per attempt that reached a provider, billing
-categories from the policy (F45, F46 and Option A), and the worst-case budget reservation."""
+categories from the policy (F45, F46 and Option A), and the expected budget reservation."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
+from domain.calibration import EwmaCalibration
 from domain.enums import BillingCategory, CallKind, TokenSource
 from domain.llm import Attempt, LLMErrorCode, TokenUsage, estimate_tokens
 from domain.money import nano_to_usd
 from domain.records import Model
-from domain.turns.budget import PER_MESSAGE_OVERHEAD, worst_case_turn_nano
+from domain.turns.budget import PER_MESSAGE_OVERHEAD, expected_turn_nano
 from domain.turns.context import PastTurn, SessionMemory, SummaryMemory
 from domain.turns.contracts import RosterAgent
 from domain.turns.metering import (
@@ -319,7 +320,9 @@ def test_default_policies_do_not_share_their_mapping() -> None:
     assert first.categories is not DEFAULT_CATEGORIES
 
 
-# --- the worst-case reservation of a turn ---------------------------------------------------------
+# --- the expected reservation of a turn -----------------------------------------------------------
+# With no history and a default expected completion above every model's maximum, the expected
+# completion is the model's maximum: these reservations are the worst case.
 
 
 def roster_agent(key: str, alias: str, prompt: str = "sys") -> RosterAgent:
@@ -338,6 +341,7 @@ CHEAP = model("cheap", input_nano=1_000_000_000, output_nano=2_000_000_000, max_
 DEAR = model("dear", input_nano=10_000_000_000, output_nano=20_000_000_000, max_output=200)
 MODELS = {"cheap": CHEAP, "dear": DEAR}
 EMPTY = SessionMemory(summary=None, turns=())
+UNLEARNED = EwmaCalibration(default_expected_completion=1_000_000)
 
 
 def base_tokens(message: str, memory: SessionMemory = EMPTY) -> int:
@@ -349,17 +353,18 @@ def base_tokens(message: str, memory: SessionMemory = EMPTY) -> int:
     return estimate_tokens(message) + summary + turns + 4 * PER_MESSAGE_OVERHEAD
 
 
-def test_one_agent_reserves_its_prompt_and_whole_output() -> None:
+def test_one_unlearned_agent_reserves_its_prompt_and_at_most_its_whole_output() -> None:
     agents = [roster_agent("a", "cheap", prompt="x" * 40)]
     message = "y" * 80
 
-    reserved = worst_case_turn_nano(
+    reserved = expected_turn_nano(
         agents=agents,
         count=1,
         models=MODELS,
         message=message,
         memory=EMPTY,
         policy=MeteringPolicy(),
+        calibration=UNLEARNED,
     )
 
     prompt = base_tokens(message) + 10
@@ -370,13 +375,14 @@ def test_a_turn_reserves_its_dearest_agents_each_seeing_the_earlier_outputs() ->
     agents = [roster_agent("a", "cheap"), roster_agent("b", "dear"), roster_agent("c", "cheap")]
     message = "hello"
 
-    reserved = worst_case_turn_nano(
+    reserved = expected_turn_nano(
         agents=agents,
         count=2,
         models=MODELS,
         message=message,
         memory=EMPTY,
         policy=MeteringPolicy(),
+        calibration=UNLEARNED,
     )
 
     base = base_tokens(message) + estimate_tokens("sys")
@@ -392,13 +398,14 @@ def test_the_reservation_grows_with_memory() -> None:
     )
 
     def reserve(memory: SessionMemory) -> int:
-        return worst_case_turn_nano(
+        return expected_turn_nano(
             agents=agents,
             count=1,
             models=MODELS,
             message="m",
             memory=memory,
             policy=MeteringPolicy(),
+            calibration=UNLEARNED,
         )
 
     with_memory, without = reserve(memory), reserve(EMPTY)
@@ -413,13 +420,14 @@ def test_a_prompt_is_capped_by_the_models_context_window() -> None:
     )
     agents = [roster_agent("a", "narrow")]
 
-    reserved = worst_case_turn_nano(
+    reserved = expected_turn_nano(
         agents=agents,
         count=1,
         models={"narrow": narrow},
         message="z" * 100_000,
         memory=EMPTY,
         policy=MeteringPolicy(),
+        calibration=UNLEARNED,
     )
 
     assert reserved == cost_nano(200, 100, narrow)
@@ -430,13 +438,14 @@ def test_nothing_is_reserved_when_agent_replies_are_not_billed_to_the_user() -> 
         categories={**DEFAULT_CATEGORIES, CallKind.AGENT_RESPONSE: BillingCategory.SYSTEM_OVERHEAD}
     )
 
-    reserved = worst_case_turn_nano(
+    reserved = expected_turn_nano(
         agents=[roster_agent("a", "dear")],
         count=1,
         models=MODELS,
         message="m",
         memory=EMPTY,
         policy=policy,
+        calibration=UNLEARNED,
     )
 
     assert reserved == 0
@@ -445,13 +454,89 @@ def test_nothing_is_reserved_when_agent_replies_are_not_billed_to_the_user() -> 
 def test_an_unpriced_agent_reserves_nothing() -> None:
     free = model("free", input_nano=None, output_nano=None)
 
-    reserved = worst_case_turn_nano(
+    reserved = expected_turn_nano(
         agents=[roster_agent("a", "free")],
         count=1,
         models={"free": free},
         message="m",
         memory=EMPTY,
         policy=MeteringPolicy(),
+        calibration=UNLEARNED,
     )
 
     assert reserved == 0
+
+
+def provider_call(prompt: int, completion: int, *, estimated: int) -> Attempt:
+    return Attempt(
+        number=1,
+        reached_provider=True,
+        may_be_billed=True,
+        succeeded=True,
+        error_code=None,
+        usage=TokenUsage(
+            prompt_tokens=prompt, completion_tokens=completion, source=TokenSource.PROVIDER
+        ),
+        latency_ms=10,
+        estimated_prompt_tokens=estimated,
+    )
+
+
+def test_a_learned_agent_reserves_its_corrected_prompt_and_its_expected_completion() -> None:
+    # given: the provider reported half the heuristic's prompt and 30 completion tokens
+    calibration = EwmaCalibration(default_expected_completion=1_000_000)
+    calibration.observe("cheap", [provider_call(50, 30, estimated=100)])
+    agents = [roster_agent("a", "cheap", prompt="x" * 40)]
+    message = "y" * 80
+
+    # when
+    reserved = expected_turn_nano(
+        agents=agents,
+        count=1,
+        models=MODELS,
+        message=message,
+        memory=EMPTY,
+        policy=MeteringPolicy(),
+        calibration=calibration,
+    )
+
+    # then: not the worst case (100 output tokens)
+    prompt = round((base_tokens(message) + 10) * 0.5)
+    assert reserved == cost_nano(prompt, 30, CHEAP)
+    assert reserved < cost_nano(base_tokens(message) + 10, 100, CHEAP)
+
+
+def test_an_unlearned_agent_reserves_the_default_expected_completion() -> None:
+    agents = [roster_agent("a", "dear")]
+
+    reserved = expected_turn_nano(
+        agents=agents,
+        count=1,
+        models=MODELS,
+        message="m",
+        memory=EMPTY,
+        policy=MeteringPolicy(),
+        calibration=EwmaCalibration(default_expected_completion=40),
+    )
+
+    assert reserved == cost_nano(base_tokens("m") + estimate_tokens("sys"), 40, DEAR)
+
+
+def test_estimated_rows_are_corrected_by_calibration_and_provider_rows_are_kept() -> None:
+    calibration = EwmaCalibration()
+    calibration.observe("m", [provider_call(90, 10, estimated=100)])
+    estimated = attempt(1, prompt=200, completion=5, source=TokenSource.ESTIMATED)
+    reported = attempt(2, prompt=200, completion=5)
+
+    rows = usage_entries(
+        [estimated, reported],
+        call_kind=CallKind.AGENT_RESPONSE,
+        position=1,
+        model=model(),
+        agent_key="a",
+        policy=MeteringPolicy(),
+        calibration=calibration,
+    )
+
+    assert [row.prompt_tokens for row in rows] == [180, 200]
+    assert rows[0].cost_nano == cost_nano(180, 5, model())
