@@ -8,6 +8,7 @@ INTERNAL_SERVER_ERROR with the request id, and logged with its traceback under t
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -19,6 +20,9 @@ from graph.request_context import current_request_id
 log = logging.getLogger("pantheon.graphql")
 
 MASKED_MESSAGE = "Unexpected error. Quote the request id when reporting it."
+
+# graphql-core ends a message with " Did you mean 'x', 'y', or 'z'?" (graphql.pyutils.did_you_mean).
+SUGGESTION = re.compile(r" Did you mean .*\?\Z", re.DOTALL)
 
 
 class ErrorCodes(SchemaExtension):
@@ -36,16 +40,19 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if result is not None and errors:
-            result.errors = [self.coded(error) for error in errors]
+            suggest = _is_admin(self.execution_context.context)
+            result.errors = [self.coded(error, suggest=suggest) for error in errors]
 
-    def coded(self, error: GraphQLError) -> GraphQLError:
+    def coded(self, error: GraphQLError, *, suggest: bool = False) -> GraphQLError:
         if error.extensions and "code" in error.extensions:
             return error
         original = error.original_error
         if isinstance(original, PantheonError):
             return _with_code(error, original.message, original.code)
         if original is None or isinstance(original, GraphQLError):
-            return _with_code(error, error.message, self._graphql_code(error))
+            # Suggestions map the schema for whoever probes it: only admins get them.
+            message = error.message if suggest else SUGGESTION.sub("", error.message)
+            return _with_code(error, message, self._graphql_code(error))
         return masked(error)
 
     def _graphql_code(self, error: GraphQLError) -> str:
@@ -54,6 +61,11 @@ class ErrorCodes(SchemaExtension):
         # Validation runs before execution; errors raised once executing without an original
         # exception come from coercing variables, i.e. from the caller's input.
         return "BAD_USER_INPUT" if self._executing else "GRAPHQL_VALIDATION_FAILED"
+
+
+def _is_admin(context: object) -> bool:
+    viewer = getattr(context, "viewer", None)
+    return bool(getattr(viewer, "is_admin", False))
 
 
 def masked(error: GraphQLError) -> GraphQLError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -17,12 +18,17 @@ from strawberry.extensions import (
 )
 from strawberry.schema.types.base_scalars import DecimalDefinition
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionResult
 from strawberry.types.execution import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from graph.catalog.api import CatalogMutations, CatalogQueries
 from graph.catalog.types import AgentNode
+from graph.cost.api import RateLimitQueries
+from graph.cost.model import CostModel, QueryCostLimit
 from graph.errors import ErrorCodes
 from graph.node import NodeQueries
+from graph.operation_timeout import within_timeout
 from graph.reports.api import ReportQueries
 from graph.sessions.api import SessionMutations, SessionQueries
 from graph.sessions.types import SessionNode
@@ -37,7 +43,15 @@ from graph.users.types import UserNode
 
 Query = merge_types(
     "Query",
-    (NodeQueries, UserQueries, CatalogQueries, SessionQueries, TurnQueries, ReportQueries),
+    (
+        NodeQueries,
+        UserQueries,
+        CatalogQueries,
+        SessionQueries,
+        TurnQueries,
+        ReportQueries,
+        RateLimitQueries,
+    ),
 )
 Mutation = merge_types(
     "Mutation", (SessionMutations, TurnMutations, CatalogMutations, UserMutations)
@@ -52,6 +66,33 @@ PlainDecimal = dataclasses.replace(
 
 
 class PantheonSchema(strawberry.Schema):
+    operation_timeout_seconds: float = 10.0
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        # Queries and mutations only: subscriptions run through `subscribe`, never timed out.
+        return await within_timeout(
+            self.operation_timeout_seconds,
+            context_value,
+            lambda: super(PantheonSchema, self).execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            ),
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -59,12 +100,22 @@ class PantheonSchema(strawberry.Schema):
         return None
 
 
-def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2_000) -> Any:
+DEFAULT_COST_MODEL = CostModel(max_cost=5_000, default_page_size=20, max_page_size=100)
+
+
+def build_schema(
+    *,
+    max_depth: int = 12,
+    max_aliases: int = 30,
+    max_tokens: int = 2_000,
+    cost_model: CostModel = DEFAULT_COST_MODEL,
+    operation_timeout_seconds: float = 10.0,
+) -> Any:
     limit_rules = [
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
-    return PantheonSchema(
+    schema = PantheonSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscriptions,
@@ -89,5 +140,9 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             # rules per request would make every request miss the validation cache.
             lambda: AddValidationRules(limit_rules),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            # After validation, before execution (it needs the variables): see graph/cost/model.py.
+            lambda: QueryCostLimit(cost_model),
         ],
     )
+    schema.operation_timeout_seconds = operation_timeout_seconds
+    return schema

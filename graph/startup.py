@@ -179,6 +179,7 @@ def build_runtime(
                 max_roster_size=settings.max_roster_size,
             ),
             subscriber_buffer=settings.subscriber_buffer,
+            max_query_cost=settings.max_query_cost,
         ),
     )
 

@@ -73,6 +73,8 @@ class TurnMutations:
         description="CONFLICT while another turn of the session runs",
     )
     async def run_turn(self, info: Info, input: RunTurnInput) -> TurnNode:
+        if input.wait_for_completion:
+            info.context.lift_operation_timeout()  # a turn may take minutes
         runtime = info.context.runtime
         request = service.RunTurnRequest(
             session_id=uuid_of(input.session_id, "Session"),
