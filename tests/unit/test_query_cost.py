@@ -109,3 +109,22 @@ def test_the_named_operation_is_the_one_costed() -> None:
 
     assert operation_cost(SCHEMA, parse(document), model, operation_name="Cheap").total == 2
     assert operation_cost(SCHEMA, parse(document), model, operation_name="Dear").total == 42
+
+
+async def test_the_cost_limit_leaves_the_validation_cache_hitting() -> None:
+    # Validation rules made per request (e.g. a cost rule built from settings each time) would
+    # key the cache differently on every request; the cost extension adds no rule at all.
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    schema = build_pantheon_schema(
+        cost_model=CostModel(max_cost=3, default_page_size=20, max_page_size=100)
+    )
+    cache = _get_validate_cache(128)
+    query = "{ __typename cacheProbe: __typename }"
+    await schema.execute(query)
+    hits = cache.cache_info().hits
+
+    result = await schema.execute(query)
+
+    assert result.errors is None
+    assert cache.cache_info().hits == hits + 1
