@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TypeAlias
 
 import strawberry
@@ -26,13 +25,6 @@ class Context(BaseContext):
         # request window once this request was counted (the rate limiter).
         self.query_cost: int | None = None
         self.request_window: RequestWindow | None = None
-        # The operation timeout's deadline (graph/operation_timeout.py), while one runs.
-        self.operation_deadline: asyncio.Timeout | None = None
-
-    def lift_operation_timeout(self) -> None:
-        """For operations allowed to run long (runTurn waiting for its turn to finish)."""
-        if self.operation_deadline is not None:
-            self.operation_deadline.reschedule(None)
 
     def renew_loaders(self) -> None:
         """Subscriptions call this per emitted event: a WebSocket's context lives as long as the

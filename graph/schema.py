@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -18,9 +17,7 @@ from strawberry.extensions import (
 )
 from strawberry.schema.types.base_scalars import DecimalDefinition
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionResult
 from strawberry.types.execution import ExecutionContext
-from strawberry.types.graphql import OperationType
 
 from graph.catalog.api import CatalogMutations, CatalogQueries
 from graph.catalog.types import AgentNode
@@ -28,7 +25,7 @@ from graph.cost.api import RateLimitQueries
 from graph.cost.model import CostModel, QueryCostLimit
 from graph.errors import ErrorCodes
 from graph.node import NodeQueries
-from graph.operation_timeout import within_timeout
+from graph.operation_timeout import timed_out, within_timeout
 from graph.reports.api import ReportQueries
 from graph.sessions.api import SessionMutations, SessionQueries
 from graph.sessions.types import SessionNode
@@ -68,30 +65,23 @@ PlainDecimal = dataclasses.replace(
 class PantheonSchema(strawberry.Schema):
     operation_timeout_seconds: float = 10.0
 
-    async def execute(
-        self,
-        query: str | None,
-        variable_values: dict[str, Any] | None = None,
-        context_value: Any | None = None,
-        root_value: Any | None = None,
-        operation_name: str | None = None,
-        allowed_operation_types: Iterable[OperationType] | None = None,
-        operation_extensions: dict[str, Any] | None = None,
-    ) -> ExecutionResult:
-        # Queries and mutations only: subscriptions run through `subscribe`, never timed out.
-        return await within_timeout(
-            self.operation_timeout_seconds,
-            context_value,
-            lambda: super(PantheonSchema, self).execute(
-                query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
+    async def _execute_operation(  # type: ignore[override]
+        self, execution_context: ExecutionContext, *args: Any, **kwargs: Any
+    ) -> Any:
+        # Strawberry runs every query and mutation through this method, whatever the transport
+        # (`execute` for HTTP, `stream` for WebSocket), and subscriptions never: the one place
+        # for the operation timeout (tests/integration/test_abuse_resistance.py holds it to that).
+        seconds = self.operation_timeout_seconds
+        result = await within_timeout(
+            seconds,
+            lambda: super(PantheonSchema, self)._execute_operation(
+                execution_context, *args, **kwargs
             ),
         )
+        if result is None:
+            result = timed_out(seconds)
+            execution_context.result = result
+        return result
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -8,6 +8,8 @@ import dataclasses
 from typing import Any
 
 import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -19,6 +21,8 @@ from tests.conftest import Actor, GraphQL, error_codes, running_app
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.test_authorization_matrix import QUIET_SECONDS, subscribe_over_http
+from tests.integration.test_subscriptions import _serve as serve
+from tests.integration.test_subscriptions import transport
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
@@ -191,3 +195,19 @@ async def test_subscriptions_are_not_timed_out(settings: Settings, alice: Actor)
         )
 
     assert body == {"data": None}  # still open and silent after QUIET_SECONDS: no TIMEOUT
+
+
+async def test_a_query_over_websocket_is_timed_out_too(settings: Settings, alice: Actor) -> None:
+    async with running_app(timed(settings)) as (app, _):
+        app.state.runtime = dataclasses.replace(
+            app.state.runtime, reads=StuckAgentReads(app.state.database.reads)
+        )
+        async for url in serve(app):
+            async with asyncio.timeout(10), Client(transport=transport(url, alice.token)) as ws:
+                with pytest.raises(TransportQueryError) as refused:
+                    await ws.execute(GraphQLRequest("{ agents { key } }"))
+                served = await ws.execute(GraphQLRequest("{ me { handle } }"))
+
+    assert refused.value.errors is not None
+    assert [error["extensions"]["code"] for error in refused.value.errors] == ["TIMEOUT"]
+    assert served == {"me": {"handle": "alice"}}
