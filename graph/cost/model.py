@@ -179,6 +179,9 @@ class _Walker:
             return 1
         if parent.name.startswith("__"):
             return 1  # introspection: __schema is limited to one instead
+        own_page = self.page_size(node, definition)
+        if own_page is not None:
+            return own_page  # a plain list paged by first/last
         if "ids" in definition.args:
             ids = self.argument(node, "ids")
             return len(ids) if isinstance(ids, list) else self.model.max_page_size

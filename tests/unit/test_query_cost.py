@@ -128,3 +128,15 @@ async def test_the_cost_limit_leaves_the_validation_cache_hitting() -> None:
 
     assert result.errors is None
     assert cache.cache_info().hits == hits + 1
+
+
+PAGED_LIST_SCHEMA = build_schema(
+    "type Query { things(first: Int): [Thing!]! } type Thing { a: Int }"
+)
+
+
+def test_a_plain_list_taking_first_counts_its_page() -> None:
+    model = CostModel(max_cost=100, default_page_size=20, max_page_size=100)
+
+    assert operation_cost(PAGED_LIST_SCHEMA, parse("{ things(first: 4) { a } }"), model).total == 5
+    assert operation_cost(PAGED_LIST_SCHEMA, parse("{ things { a } }"), model).total == 21
