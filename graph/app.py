@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -27,9 +28,10 @@ from domain.services.users import authenticate, authenticate_client
 from graph import startup
 from graph.client_address import client_address
 from graph.context import Context
+from graph.cost.model import CostModel
 from graph.errors import RETRY_AFTER_SECONDS
 from graph.html_headers import html_response
-from graph.http_protocol import GraphQLOverHTTP
+from graph.http_protocol import GraphQLOverHTTP, unauthenticated
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from graph.permissions import IsAuthenticated
@@ -47,6 +49,26 @@ log = logging.getLogger("pantheon.app")
 
 
 class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
+    async def run(  # type: ignore[override]
+        self, request: Any, context: Any = UNSET, root_value: Any = UNSET
+    ) -> Any:
+        # Every operation over HTTP, introspection included, needs a valid token; only the
+        # GraphiQL page loads without one (it then introspects with the token the user types).
+        # Sockets authenticate in `on_ws_connect`. (No `await` before `super().run`: see
+        # GraphQLOverHTTP.run.)
+        if (
+            not self.is_websocket_request(request)
+            and isinstance(context, Context)
+            and context.viewer is None
+            and not self.should_render_graphql_ide(self.request_adapter_class(request))
+        ):
+            return unauthenticated(
+                request.headers.get("accept"),
+                token_sent=bool(request.headers.get("authorization")),
+                message=IsAuthenticated.message,
+            )
+        return await super().run(request, context, root_value)
+
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         # Strawberry's page loads GraphiQL from a CDN; ours serves the vendored assets.
         return html_response(render_ide_html())
@@ -149,6 +171,8 @@ def create_app(
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_query_tokens,
+        cost_model=cost_model(settings),
+        operation_timeout_seconds=settings.operation_timeout_seconds,
     )
     router = PantheonRouter(
         schema,
@@ -200,6 +224,34 @@ def _cors(app: FastAPI, settings: Settings) -> None:
         expose_headers=EXPOSED_HEADERS,
         allow_credentials=False,
         max_age=600,
+    )
+
+
+# The most attempts (first try + retries) a provider may be configured with (infra/llm/config.py):
+# each attempt is a usage row.
+MAX_CALL_ATTEMPTS = 10
+
+
+def cost_model(settings: Settings) -> CostModel:
+    """The query cost limit and every list's bound (docs/query_cost.md). Lists that no setting
+    bounds (the catalog, a session's summaries, a report's rows) count as one max page."""
+    per_page = settings.max_page_size
+    return CostModel(
+        max_cost=settings.max_query_cost,
+        default_page_size=settings.default_page_size,
+        max_page_size=per_page,
+        list_bounds={
+            "Turn.messages": settings.max_agents_per_turn,
+            # routing, the agents, and the summary's two calls, each with its attempts
+            "Turn.usage": (settings.max_agents_per_turn + 3) * MAX_CALL_ATTEMPTS,
+            "AgentMessage.usage": MAX_CALL_ATTEMPTS,
+            "Session.agents": settings.max_roster_size,
+            "Session.summaries": per_page,
+            "Query.agents": per_page,
+            "Query.models": per_page,
+            "CostReport.rows": per_page,
+        },
+        default_list_bound=per_page,
     )
 
 

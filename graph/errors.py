@@ -10,6 +10,7 @@ id, and logged with its traceback under that id.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -33,6 +34,10 @@ def no_infra_fault(_error: BaseException) -> str | None:
     return None
 
 
+# graphql-core ends a message with " Did you mean 'x', 'y', or 'z'?" (graphql.pyutils.did_you_mean).
+SUGGESTION = re.compile(r" Did you mean .*\?\Z", re.DOTALL)
+
+
 class ErrorCodes(SchemaExtension):
     """Assigns codes after the operation ran; a fresh instance serves each operation."""
 
@@ -48,16 +53,19 @@ class ErrorCodes(SchemaExtension):
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if result is not None and errors:
-            result.errors = [self.coded(error) for error in errors]
+            suggest = _is_admin(self.execution_context.context)
+            result.errors = [self.coded(error, suggest=suggest) for error in errors]
 
-    def coded(self, error: GraphQLError) -> GraphQLError:
+    def coded(self, error: GraphQLError, *, suggest: bool = False) -> GraphQLError:
         if error.extensions and "code" in error.extensions:
             return error
         original = error.original_error
         if isinstance(original, PantheonError):
             return _with_code(error, original.message, original.code, **original.extensions)
         if original is None or isinstance(original, GraphQLError):
-            return _with_code(error, error.message, self._graphql_code(error))
+            # Suggestions map the schema for whoever probes it: only admins get them.
+            message = error.message if suggest else SUGGESTION.sub("", error.message)
+            return _with_code(error, message, self._graphql_code(error))
         runtime = getattr(self.execution_context.context, "runtime", None)
         fault = getattr(runtime, "infra_fault", no_infra_fault)(original)
         if fault is not None:
@@ -70,6 +78,11 @@ class ErrorCodes(SchemaExtension):
         # Validation runs before execution; errors raised once executing without an original
         # exception come from coercing variables, i.e. from the caller's input.
         return "BAD_USER_INPUT" if self._executing else "GRAPHQL_VALIDATION_FAILED"
+
+
+def _is_admin(context: object) -> bool:
+    viewer = getattr(context, "viewer", None)
+    return bool(getattr(viewer, "is_admin", False))
 
 
 def masked(error: GraphQLError) -> GraphQLError:

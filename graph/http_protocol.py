@@ -52,12 +52,14 @@ JSON = "application/json"
 
 # The codes graph/errors.py gives failures that happen before execution starts. (The token limit
 # reports GRAPHQL_PARSE_FAILED, the depth and alias limits GRAPHQL_VALIDATION_FAILED.)
+# QUERY_TOO_COMPLEX: the query cost limit (graph/cost/model.py) refuses before execution too.
 REQUEST_ERROR_CODES = frozenset(
-    {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"}
+    {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "QUERY_TOO_COMPLEX"}
 )
 
 HTTP_ERROR_CODES = {
     400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     406: "NOT_ACCEPTABLE",
@@ -225,6 +227,14 @@ def _quality(media_type: str, ranges: list[tuple[str, float]]) -> tuple[float, i
     if best is None:
         return 0.0, -1
     return best[1], best[0]
+
+
+def unauthenticated(accept: str | None, *, token_sent: bool, message: str) -> Response:
+    """401 for an operation without a valid token (RFC 6750: a bad token says so)."""
+    challenge = 'Bearer error="invalid_token"' if token_sent else "Bearer"
+    return http_error(
+        401, message, negotiate(accept) or JSON, headers={"WWW-Authenticate": challenge}
+    )
 
 
 def http_error(

@@ -26,6 +26,7 @@ class Limits:
     max_page_size: int
     sessions: SessionLimits
     subscriber_buffer: int = 256  # events a subscriber may fall behind before SLOW_CONSUMER
+    max_query_cost: int = 5_000  # an operation's static cost limit (graph/cost/model.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,8 +21,11 @@ from strawberry.types.execution import ExecutionContext
 
 from graph.catalog.api import CatalogMutations, CatalogQueries
 from graph.catalog.types import AgentNode
+from graph.cost.api import RateLimitQueries
+from graph.cost.model import CostModel, QueryCostLimit
 from graph.errors import ErrorCodes
 from graph.node import NodeQueries
+from graph.operation_timeout import timed_out, within_timeout
 from graph.rate_limits import SocketOperationLimit
 from graph.reports.api import ReportQueries
 from graph.sessions.api import SessionMutations, SessionQueries
@@ -38,7 +41,15 @@ from graph.users.types import UserNode
 
 Query = merge_types(
     "Query",
-    (NodeQueries, UserQueries, CatalogQueries, SessionQueries, TurnQueries, ReportQueries),
+    (
+        NodeQueries,
+        UserQueries,
+        CatalogQueries,
+        SessionQueries,
+        TurnQueries,
+        ReportQueries,
+        RateLimitQueries,
+    ),
 )
 Mutation = merge_types(
     "Mutation", (SessionMutations, TurnMutations, CatalogMutations, UserMutations)
@@ -53,6 +64,26 @@ PlainDecimal = dataclasses.replace(
 
 
 class PantheonSchema(strawberry.Schema):
+    operation_timeout_seconds: float = 10.0
+
+    async def _execute_operation(  # type: ignore[override]
+        self, execution_context: ExecutionContext, *args: Any, **kwargs: Any
+    ) -> Any:
+        # Strawberry runs every query and mutation through this method, whatever the transport
+        # (`execute` for HTTP, `stream` for WebSocket), and subscriptions never: the one place
+        # for the operation timeout (tests/integration/test_abuse_resistance.py holds it to that).
+        seconds = self.operation_timeout_seconds
+        result = await within_timeout(
+            seconds,
+            lambda: super(PantheonSchema, self)._execute_operation(
+                execution_context, *args, **kwargs
+            ),
+        )
+        if result is None:
+            result = timed_out(seconds)
+            execution_context.result = result
+        return result
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -60,12 +91,22 @@ class PantheonSchema(strawberry.Schema):
         return None
 
 
-def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int = 2_000) -> Any:
+DEFAULT_COST_MODEL = CostModel(max_cost=5_000, default_page_size=20, max_page_size=100)
+
+
+def build_schema(
+    *,
+    max_depth: int = 12,
+    max_aliases: int = 30,
+    max_tokens: int = 2_000,
+    cost_model: CostModel = DEFAULT_COST_MODEL,
+    operation_timeout_seconds: float = 10.0,
+) -> Any:
     limit_rules = [
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
-    return PantheonSchema(
+    schema = PantheonSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscriptions,
@@ -91,5 +132,9 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
             # rules per request would make every request miss the validation cache.
             lambda: AddValidationRules(limit_rules),
             lambda: MaxTokensLimiter(max_token_count=max_tokens),
+            # After validation, before execution (it needs the variables): see graph/cost/model.py.
+            lambda: QueryCostLimit(cost_model),
         ],
     )
+    schema.operation_timeout_seconds = operation_timeout_seconds
+    return schema

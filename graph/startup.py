@@ -237,6 +237,7 @@ def build_runtime(
                 max_roster_size=settings.max_roster_size,
             ),
             subscriber_buffer=settings.subscriber_buffer,
+            max_query_cost=settings.max_query_cost,
         ),
         rate_limiter=limiter,
         trusted_proxies=settings.trusted_proxy_networks,

@@ -65,6 +65,18 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=2)
     max_aliases: int = Field(default=30, ge=1)
     max_query_tokens: int = Field(default=2_000, ge=50)
+    max_query_cost: int = Field(
+        default=5_000,
+        ge=1,
+        description="static cost an operation may have (docs/query_cost.md); more is "
+        "QUERY_TOO_COMPLEX",
+    )
+    operation_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="an operation still awaiting after this long ends with TIMEOUT "
+        "(runTurn waiting for completion and subscriptions are exempt)",
+    )
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=100, ge=1)
     max_title_length: int = Field(default=200, ge=1)

@@ -1,5 +1,7 @@
 // Runs graphql-http's server audits (GraphQL over HTTP spec) against a URL with Node's fetch.
 // Usage: node graphql_http_audit.mjs URL NODE_PREFIX   (NODE_PREFIX: where graphql-http is installed)
+// Every request carries `Authorization: Bearer $PANTHEON_AUDIT_TOKEN` (Pantheon refuses anonymous
+// operations with 401).
 // Prints every audit's id, result and name; exits 1 unless every audit is `ok`.
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -13,7 +15,24 @@ const require = createRequire(join(prefix, 'package.json'));
 const { serverAudits } = require('graphql-http');
 const version = require('graphql-http/package.json').version;
 
-const audits = serverAudits({ url, fetchFn: fetch });
+const token = process.env.PANTHEON_AUDIT_TOKEN;
+if (!token) {
+  console.error('PANTHEON_AUDIT_TOKEN is not set');
+  process.exit(2);
+}
+// The audits' own headers stay; the token is added to each request.
+function authorizedFetch(input, init = {}) {
+  if (input instanceof Request) {
+    const request = new Request(input, init);
+    if (!request.headers.has('authorization')) request.headers.set('authorization', `Bearer ${token}`);
+    return fetch(request);
+  }
+  const headers = new Headers(init.headers || {});
+  if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
+  return fetch(input, { ...init, headers });
+}
+
+const audits = serverAudits({ url, fetchFn: authorizedFetch });
 const counts = {};
 let failed = 0;
 console.log(`graphql-http ${version}: ${audits.length} server audits against ${url}`);

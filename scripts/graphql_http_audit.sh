@@ -5,6 +5,10 @@
 #   scripts/graphql_http_audit.sh                 # serves Pantheon on the embedded defaults
 #   scripts/graphql_http_audit.sh URL             # audits a running server, e.g. http://127.0.0.1:8000/graphql
 #
+# Every operation needs a token (anonymous ones get 401): the audits send one. Against the server
+# this script starts, it is the demo admin's, read from the server log of its first start; against
+# a running server, set PANTHEON_AUDIT_TOKEN (e.g. from `pantheon users create`).
+#
 # Needs node >= 18 (built-in fetch) and npm; graphql-http is installed into a temporary folder
 # (nothing is committed or left behind). PANTHEON_BIN overrides the `pantheon` executable.
 set -euo pipefail
@@ -77,7 +81,19 @@ if [ -z "$url" ]; then
     echo "FATAL: Pantheon did not become healthy on port $port" >&2
     exit 1
   fi
+  # The first start on an empty data dir logs the demo admin's token, once.
+  PANTHEON_AUDIT_TOKEN=$(grep -o 'demo admin.*' "$work/server.log" | grep -oE 'pnt_[A-Za-z0-9_-]+' | head -n 1 || true)
+  if [ -z "$PANTHEON_AUDIT_TOKEN" ]; then
+    cat "$work/server.log" >&2
+    echo "FATAL: the server log shows no demo admin token" >&2
+    exit 1
+  fi
 fi
+if [ -z "${PANTHEON_AUDIT_TOKEN:-}" ]; then
+  echo "FATAL: set PANTHEON_AUDIT_TOKEN to a valid token to audit $url" >&2
+  exit 1
+fi
+export PANTHEON_AUDIT_TOKEN
 
 echo "== graphql-http server audits"
 status=0

@@ -54,6 +54,9 @@ _DEFAULT_QUERY: Final = """\
 # placeholder with your token:
 #   {"Authorization": "Bearer <your token>"}
 # or open this page as /graphql?token=<your token>.
+# Every operation needs the token, the schema's
+# introspection too: after pasting it, press
+# "Re-fetch GraphQL schema" (Shift-Ctrl-R).
 # Subscriptions send the same headers as
 # WebSocket connection params.
 #

@@ -17,6 +17,7 @@ from domain.turns.records import Turn
 from graph.context import Info
 from graph.enums import TurnMode
 from graph.ids import uuid_of
+from graph.operation_timeout import lift_deadline
 from graph.permissions import IsAuthenticated
 from graph.turns.types import TurnNode
 
@@ -73,6 +74,8 @@ class TurnMutations:
         description="CONFLICT while another turn of the session runs",
     )
     async def run_turn(self, info: Info, input: RunTurnInput) -> TurnNode:
+        if input.wait_for_completion:
+            lift_deadline()  # a turn may take minutes: no operation timeout
         runtime = info.context.runtime
         request = service.RunTurnRequest(
             session_id=uuid_of(input.session_id, "Session"),

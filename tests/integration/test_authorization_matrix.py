@@ -5,7 +5,7 @@ field cannot ship without deciding who may call it. Each row names a representat
 audience; rows of fields that reach another user's objects list the trespasses user B tries on
 user A's objects. Then, for every row (one test per field, so a failure names the field):
 
-- anonymous callers get UNAUTHENTICATED and nothing is written;
+- anonymous callers get HTTP 401 (UNAUTHENTICATED, no `data`) and nothing is written;
 - admin-only fields answer FORBIDDEN to a normal user and write nothing;
 - B's trespasses on A's objects answer NOT_FOUND (or, for lists, do not list A's), nothing is
   written, and A can still read her data with her token;
@@ -43,6 +43,7 @@ NODE = """query($id: ID!) {
   node(id: $id) { id ... on Session { title } ... on User { handle } ... on Turn { userMessage } }
 }"""
 ME = "{ me { id handle } }"
+RATE_LIMIT = "{ rateLimit { cost maxCost requestsRemaining resetAt } }"
 USERS = "{ users(first: 10) { totalCount edges { node { handle } } } }"
 AGENTS = "{ agents { key } }"
 MODELS = "{ models { alias } }"
@@ -170,6 +171,9 @@ RULES: dict[str, Rule] = {
         ),
     ),
     "Query.me": Rule(Call(ME), USER, no_trespass_because="answers only about the caller"),
+    "Query.rateLimit": Rule(
+        Call(RATE_LIMIT), USER, no_trespass_because="answers only about the caller's operation"
+    ),
     "Query.users": Rule(Call(USERS), ADMIN, no_trespass_because="admins only"),
     "Query.agents": Rule(Call(AGENTS), USER, no_trespass_because="the catalog is shared"),
     "Query.models": Rule(Call(MODELS), USER, no_trespass_because="the catalog is shared"),
@@ -336,6 +340,9 @@ async def subscribe_over_http(
             )
     except TimeoutError:
         return {"data": None}  # open, live and silent: served
+    if not response.headers.get("content-type", "").startswith("multipart/"):
+        refused: dict[str, Any] = response.json()  # refused before streaming (e.g. a 401)
+        return refused
     body: dict[str, Any] = {"data": None}
     errors: list[Any] = []
     for part in response.text.split("--graphql"):
@@ -373,6 +380,29 @@ async def assert_refused(
     await assert_alice_intact(gql, world)
 
 
+async def assert_anonymous_refused(
+    gql: GraphQL, database: Database, world: World, call: Call
+) -> None:
+    before = await snapshot(database)
+    headers = {}
+    if call.document.lstrip().startswith("subscription"):
+        headers["Accept"] = "multipart/mixed;subscriptionSpec=1.0"
+
+    response = await gql.client.post(
+        "/graphql",
+        json={"query": call.document, "variables": call.variables(world)},
+        headers=headers,
+    )
+
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    body = response.json()
+    assert "data" not in body
+    assert error_codes(body) == ["UNAUTHENTICATED"], body
+    assert await snapshot(database) == before
+    await assert_alice_intact(gql, world)
+
+
 async def assert_out_of_reach(
     gql: GraphQL, database: Database, world: World, trespass: Trespass
 ) -> None:
@@ -399,8 +429,8 @@ async def test_each_root_field_keeps_to_its_row(
 ) -> None:
     rule = RULES[name]
 
-    # anonymous callers: UNAUTHENTICATED, nothing written
-    await assert_refused(gql, database, world, rule.call, None, "UNAUTHENTICATED")
+    # anonymous callers: 401 UNAUTHENTICATED before anything runs, nothing written
+    await assert_anonymous_refused(gql, database, world, rule.call)
 
     # a normal user on an admin-only field: FORBIDDEN, nothing written
     if rule.audience is ADMIN:

@@ -46,8 +46,12 @@ def use_reads(app: Any, reads_class: type[SqlReadStore]) -> None:
     )
 
 
-def post(client: httpx.AsyncClient, query: str, **variables: Any) -> Any:
-    return client.post("/graphql", json={"query": query, "variables": variables})
+def post(client: httpx.AsyncClient, actor: Actor, query: str, **variables: Any) -> Any:
+    return client.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {actor.token}"},
+    )
 
 
 def assert_masked(response: httpx.Response, caplog: pytest.LogCaptureFixture) -> None:
@@ -313,8 +317,8 @@ async def test_every_response_has_a_request_id(
         await client.get("/api/v1/ready"),
         await client.get("/graphql", headers={"Accept": "text/html"}),
         await client.get("/no/such/path"),
-        await post(client, "{ me { handle } }"),
-        await post(client, "{ me { "),
+        await post(client, alice, "{ me { handle } }"),
+        await post(client, alice, "{ me { "),
         await client.post("/graphql", content=too_big, headers={"Content-Type": "text/plain"}),
     ]
 

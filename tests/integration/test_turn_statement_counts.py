@@ -12,6 +12,8 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
+
 from domain.clock import utcnow
 from domain.enums import (
     AgentMessageStatus,
@@ -27,10 +29,20 @@ from domain.turns.ports import NewAgentMessage, NewTurn, TurnClose
 from graph.ids import uuid_of
 from infra.db.engine import Database
 from infra.db.uow import SqlUnitOfWork
+from infra.settings import Settings
 from tests.conftest import Actor, GraphQL
 from tests.statement_log import StatementLog, measure
 
 BIG_PAGE = 50
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # A page of 50 turns with every message's usage costs about 20 000, over the default cost
+    # limit (docs/query_cost.md); what is measured here is the statements such a page runs.
+    return settings.model_copy(update={"max_query_cost": 50_000})
+
+
 ROSTER = ["qwen", "deepseek", "writer"]
 CREATE = "mutation($input: CreateSessionInput!) { createSession(input: $input) { id } }"
 TURNS = """
