@@ -43,7 +43,9 @@ class ErrorCodes(SchemaExtension):
             return error
         original = error.original_error
         if isinstance(original, PantheonError):
-            return _with_code(error, original.message, original.code)
+            field = getattr(original, "field", None)
+            extra = {"field": field} if field else {}
+            return _with_code(error, original.message, original.code, **extra)
         if original is None or isinstance(original, GraphQLError):
             return _with_code(error, error.message, self._graphql_code(error))
         return masked(error)

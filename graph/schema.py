@@ -22,6 +22,7 @@ from strawberry.types.execution import ExecutionContext
 from graph.catalog.api import CatalogMutations, CatalogQueries
 from graph.catalog.types import AgentNode
 from graph.errors import ErrorCodes
+from graph.input_guard import StorableInput
 from graph.node import NodeQueries
 from graph.reports.api import ReportQueries
 from graph.sessions.api import SessionMutations, SessionQueries
@@ -82,6 +83,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30, max_tokens: int 
         # Factories, not instances: an instance would be shared by concurrent operations.
         extensions=[
             ErrorCodes,
+            StorableInput,  # text no database can store (NUL...) is refused before executing
             # The same documents arrive again and again: validate each once. (ParserCache is left
             # out: with it, a syntax error escapes ErrorCodes and loses its code.)
             ValidationCache,

@@ -1,0 +1,120 @@
+"""Refuses, before anything runs, an operation carrying text no database column can store.
+
+PostgreSQL rejects NUL in text, and a lone surrogate (JSON's "\\ud800" decodes to one) has no
+UTF-8 encoding on either database: left alone, each would fail as an unexpected error deep in a
+write. One check here covers every text input of every field, in variables and in literals,
+and names the input at fault (`extensions.field`, e.g. `input.title`). The rule itself is the
+domain's (`domain.validation.unstorable_character`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    BREAK,
+    ArgumentNode,
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    ListValueNode,
+    ObjectValueNode,
+    StringValueNode,
+    ValueNode,
+    VariableDefinitionNode,
+    Visitor,
+    visit,
+)
+from strawberry.extensions import SchemaExtension
+
+from domain.validation import unstorable_character
+
+Finding = tuple[str, str]  # (the input's path, the character found)
+
+
+class StorableInput(SchemaExtension):
+    """Sets the operation's result to one BAD_USER_INPUT error instead of executing it.
+
+    (Strawberry's subscription path does not honour a pre-set result; subscriptions take only
+    ids and a sequence number, which never reach a text column.)"""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        finding = in_variables(context.variables) or in_literals(
+            context.graphql_document, context.query
+        )
+        if finding is not None:
+            context.result = ExecutionResult(data=None, errors=[_error(*finding)])
+        yield
+
+
+def in_variables(variables: Mapping[str, Any] | None) -> Finding | None:
+    for name, value in (variables or {}).items():
+        found = _in_value(value, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _in_value(value: object, path: str) -> Finding | None:
+    if isinstance(value, str):
+        character = unstorable_character(value)
+        return None if character is None else (path, character)
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _in_value(str(key), f"{path} (a key)") or _in_value(item, f"{path}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _in_value(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def in_literals(document: DocumentNode | None, query: str | None) -> Finding | None:
+    # In a document's source only an escape (\u0000, \u{0}) can produce NUL: the lexer refuses
+    # the raw character, and lone surrogates escaped or raw. No escape, nothing to walk.
+    if document is None or (query is not None and "\\u" not in query):
+        return None
+    visitor = _LiteralVisitor()
+    visit(document, visitor)
+    return visitor.found
+
+
+class _LiteralVisitor(Visitor):
+    found: Finding | None = None
+
+    def enter_argument(self, node: ArgumentNode, *_: object) -> object:
+        self.found = _in_literal(node.value, node.name.value)
+        return BREAK if self.found else None
+
+    def enter_variable_definition(self, node: VariableDefinitionNode, *_: object) -> object:
+        if node.default_value is not None:
+            self.found = _in_literal(node.default_value, node.variable.name.value)
+        return BREAK if self.found else None
+
+
+def _in_literal(node: ValueNode, path: str) -> Finding | None:
+    if isinstance(node, StringValueNode):
+        return _in_value(node.value, path)
+    if isinstance(node, ObjectValueNode):
+        for field in node.fields:
+            found = _in_literal(field.value, f"{path}.{field.name.value}")
+            if found is not None:
+                return found
+    elif isinstance(node, ListValueNode):
+        for index, item in enumerate(node.values):
+            found = _in_literal(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _error(path: str, character: str) -> GraphQLError:
+    return GraphQLError(
+        f"{path} must not contain {character}: no database can store it",
+        extensions={"code": "BAD_USER_INPUT", "field": path},
+    )
