@@ -68,7 +68,9 @@ def _register_scalars(known_ids: list[str]) -> None:
     non-finite, not numbers at all. Times: with and without offsets, at the calendar's ends."""
     ids = st.one_of(st.sampled_from(known_ids), st.text())
     schemathesis.graphql.scalar("ID", ids.map(nodes.String))
-    strings = st.one_of(st.text(), st.sampled_from(KNOWN_STRINGS))
+    # long ones too, beyond every column's length (cheap to make: one repeated letter)
+    long_strings = st.integers(min_value=60, max_value=40_000).map("y".__mul__)
+    strings = st.one_of(st.text(), st.sampled_from(KNOWN_STRINGS), long_strings)
     schemathesis.graphql.scalar("String", strings.map(nodes.String))
     decimals = st.one_of(
         st.decimals(allow_nan=True, allow_infinity=True).map(str),

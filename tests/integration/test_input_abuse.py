@@ -339,3 +339,23 @@ async def test_instants_outside_the_calendar_are_refused(
     error = only_error(body)
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == ("from" if start else "to")
+
+
+# --- text longer than its column ---------------------------------------------------------------
+
+
+async def test_a_provider_model_longer_than_its_column_is_refused(
+    gql: GraphQL, admin: Actor
+) -> None:
+    model = {
+        "alias": "tiny",
+        "provider": "scripted",
+        "providerModel": "m" * 129,
+        "maxOutputTokens": 512,
+        "contextWindow": 8192,
+    }
+
+    error = only_error(await gql(UPSERT_MODEL, {"input": model}, as_=admin))
+
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["message"] == "providerModel must be at most 128 characters"
