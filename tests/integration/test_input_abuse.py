@@ -359,3 +359,43 @@ async def test_a_provider_model_longer_than_its_column_is_refused(
 
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["message"] == "providerModel must be at most 128 characters"
+
+
+# --- cursors that decode but name no position --------------------------------------------------
+
+USERS_AFTER = "query($after: String) { users(after: $after) { totalCount } }"
+TURNS_AFTER = (
+    "query($id: ID!, $after: String) { session(id: $id) { turns(after: $after) { totalCount } } }"
+)
+
+
+def cursor(*parts: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        ("2026-01-01T00:00:00", "5b0c5b0c-0000-4000-8000-000000000000"),  # no offset
+        ("0001-01-01T00:00:00+01:00", "5b0c5b0c-0000-4000-8000-000000000000"),  # before year 1
+        ("9999-12-31T23:59:59-01:00", "5b0c5b0c-0000-4000-8000-000000000000"),  # after 9999
+    ],
+    ids=["naive", "before-year-1", "after-9999"],
+)
+async def test_a_time_cursor_outside_the_calendar_or_without_offset_is_malformed(
+    gql: GraphQL, admin: Actor, key: tuple[str, str]
+) -> None:
+    body = await gql(USERS_AFTER, {"after": cursor(*key)}, as_=admin)
+
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+
+
+@pytest.mark.parametrize("index", ["²", "99999999999999999999", "-1"], ids=["digit", "huge", "neg"])
+async def test_an_index_cursor_beyond_any_index_is_malformed(
+    gql: GraphQL, alice: Actor, index: str
+) -> None:
+    session_id = await create_session(gql, alice)
+
+    body = await gql(TURNS_AFTER, {"id": session_id, "after": cursor(index)}, as_=alice)
+
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
