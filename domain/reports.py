@@ -201,7 +201,8 @@ def _values(name: str, values: Sequence[V] | None, check: Callable[[V], T]) -> t
 
 
 def _model_alias(alias: str) -> str:
-    stripped = alias.strip()
+    # NUL reaches this filter from the CSV route's query string (%00), not only from GraphQL.
+    stripped = validation.storable(alias, field="modelAliases").strip()
     if not stripped or len(stripped) > 64:
         raise BadUserInput("a model alias has 1-64 characters")
     return stripped
