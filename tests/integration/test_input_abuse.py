@@ -399,3 +399,37 @@ async def test_an_index_cursor_beyond_any_index_is_malformed(
     body = await gql(TURNS_AFTER, {"id": session_id, "after": cursor(index)}, as_=alice)
 
     assert error_codes(body) == ["BAD_USER_INPUT"], body
+
+
+# --- odd request bodies ------------------------------------------------------------------------
+
+ODD_BODIES = {
+    "surrogate operation name": {"query": "query A { me { id } }", "operationName": SURROGATE},
+    "surrogate in a comment": {"query": "{ me { id } } # " + SURROGATE},
+    "surrogate variable name": {"query": "{ me { id } }", "variables": {SURROGATE: 1}},  # unused
+    "surrogate key in an input": {
+        "query": CREATE_SESSION,
+        "variables": {"input": {SURROGATE: "x", "title": "t"}},
+    },
+    "nul operation name": {"query": "query A { me { id } }", "operationName": NUL},
+    "variables not an object": {"query": "{ me { id } }", "variables": [1]},
+    "query not a string": {"query": 7},
+    "huge int": {"query": "{ users(first: 99999999999999999999) { totalCount } }"},
+    "float for int": {"query": "{ users(first: 1.5) { totalCount } }"},
+    "deep list": {"query": CREATE_SESSION, "variables": {"input": {"agentKeys": [[["q"]]]}}},
+}
+
+
+@pytest.mark.parametrize("payload", ODD_BODIES.values(), ids=ODD_BODIES.keys())
+async def test_odd_request_bodies_never_get_an_internal_error(
+    gql: GraphQL, admin: Actor, payload: dict[str, Any]
+) -> None:
+    response = await gql.client.post(
+        "/graphql",
+        content=json.dumps(payload, ensure_ascii=True),
+        headers={"Authorization": f"Bearer {admin.token}", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code < 500, response.text
+    codes = [error["extensions"]["code"] for error in response.json().get("errors", [])]
+    assert "INTERNAL_SERVER_ERROR" not in codes, response.text
