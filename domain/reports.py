@@ -147,7 +147,7 @@ class ReportReads(Protocol):
 def time_range(start: datetime, end: datetime) -> TimeRange:
     for name, value in (("from", start), ("to", end)):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise BadUserInput(f"{name} needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
+            raise BadUserInput(f"{name} needs a UTC offset, e.g. 2026-01-01T00:00:00Z", field=name)
     start, end = _utc(start, "from"), _utc(end, "to")
     if start >= end:
         raise BadUserInput("from must be before to (from is included, to is not)")
