@@ -117,6 +117,12 @@ class GraphQLOverHTTP(_RouterBase):
             return f"{JSON} bodies must be UTF-8 (got charset={charset})"
         return None
 
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return super().decode_json(data)
+        except RecursionError:  # "[[[[..." a few thousand deep fits any body limit
+            raise HTTPException(400, "The request's JSON is nested too deeply") from None
+
     async def parse_http_body(self, request: Any) -> Any:
         parsed = await super().parse_http_body(request)
         for data in parsed if isinstance(parsed, list) else [parsed]:

@@ -58,19 +58,21 @@ def in_variables(variables: Mapping[str, Any] | None) -> Finding | None:
 
 
 def _in_value(value: object, path: str) -> Finding | None:
-    if isinstance(value, str):
-        character = unstorable_character(value)
-        return None if character is None else (path, character)
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            found = _in_value(str(key), f"{path} (a key)") or _in_value(item, f"{path}.{key}")
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _in_value(item, f"{path}[{index}]")
-            if found is not None:
-                return found
+    # Iterative: variables nest as deep as the JSON decoder allows, deeper than the call stack
+    # has room for at this point of a request.
+    pending: list[tuple[object, str]] = [(value, path)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            character = unstorable_character(item)
+            if character is not None:
+                return where, character
+        elif isinstance(item, Mapping):
+            for key, child in reversed(list(item.items())):
+                pending.append((child, f"{where}.{key}"))
+                pending.append((str(key), f"{where} (a key)"))
+        elif isinstance(item, list):
+            pending.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
     return None
 
 

@@ -417,6 +417,16 @@ ODD_BODIES = {
     "huge int": {"query": "{ users(first: 99999999999999999999) { totalCount } }"},
     "float for int": {"query": "{ users(first: 1.5) { totalCount } }"},
     "deep list": {"query": CREATE_SESSION, "variables": {"input": {"agentKeys": [[["q"]]]}}},
+    # within the token limit (2,000), deeper than the parser's recursion allows
+    "deep literal": {
+        "query": "mutation { createSession(input: {agentKeys: "
+        + "[" * 900
+        + "]" * 900
+        + "}) { id } }"
+    },
+    "deep literal object": {
+        "query": "{ costReport(input: " + "{a: " * 600 + "1" + "}" * 600 + ") { to } }"
+    },
 }
 
 
@@ -427,6 +437,23 @@ async def test_odd_request_bodies_never_get_an_internal_error(
     response = await gql.client.post(
         "/graphql",
         content=json.dumps(payload, ensure_ascii=True),
+        headers={"Authorization": f"Bearer {admin.token}", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code < 500, response.text
+    codes = [error["extensions"]["code"] for error in response.json().get("errors", [])]
+    assert "INTERNAL_SERVER_ERROR" not in codes, response.text
+
+
+@pytest.mark.parametrize("depth", [500, 990, 5_000, 100_000])
+async def test_deeply_nested_variables_never_get_an_internal_error(
+    gql: GraphQL, admin: Actor, depth: int
+) -> None:
+    nested = "[" * depth + "]" * depth
+    body = '{"query": "{ me { id } }", "variables": {"deep": ' + nested + "}}"
+    response = await gql.client.post(
+        "/graphql",
+        content=body,
         headers={"Authorization": f"Bearer {admin.token}", "Content-Type": "application/json"},
     )
 
