@@ -50,7 +50,9 @@ class StorableInput(SchemaExtension):
 
 
 def in_variables(variables: Mapping[str, Any] | None) -> Finding | None:
-    for name, value in (variables or {}).items():
+    if not isinstance(variables, Mapping):  # None, or not a map: coercion will say so
+        return None
+    for name, value in variables.items():
         found = _in_value(value, name)
         if found is not None:
             return found
@@ -100,18 +102,17 @@ class _LiteralVisitor(Visitor):
 
 
 def _in_literal(node: ValueNode, path: str) -> Finding | None:
-    if isinstance(node, StringValueNode):
-        return _in_value(node.value, path)
-    if isinstance(node, ObjectValueNode):
-        for field in node.fields:
-            found = _in_literal(field.value, f"{path}.{field.name.value}")
+    pending: list[tuple[ValueNode, str]] = [(node, path)]  # iterative, as `_in_value`
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, StringValueNode):
+            found = _in_value(item.value, where)
             if found is not None:
                 return found
-    elif isinstance(node, ListValueNode):
-        for index, item in enumerate(node.values):
-            found = _in_literal(item, f"{path}[{index}]")
-            if found is not None:
-                return found
+        elif isinstance(item, ObjectValueNode):
+            pending.extend((f.value, f"{where}.{f.name.value}") for f in reversed(item.fields))
+        elif isinstance(item, ListValueNode):
+            pending.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(item.values))))
     return None
 
 

@@ -424,6 +424,13 @@ ODD_BODIES = {
         + "]" * 900
         + "}) { id } }"
     },
+    "deep literal with an escape": {
+        "query": "mutation { createSession(input: {agentKeys: "
+        + "[" * 900
+        + '"\\u0041"'
+        + "]" * 900
+        + "}) { id } }"
+    },
     "deep literal object": {
         "query": "{ costReport(input: " + "{a: " * 600 + "1" + "}" * 600 + ") { to } }"
     },
