@@ -233,7 +233,9 @@ def _served(cwd: Path, env: dict[str, str], log: Path) -> Iterator[tuple[Server,
         yield server, found.group()
 
 
-def test_fuzzed_operations_never_answer_an_internal_error(fuzz_target: tuple[Server, str]) -> None:
+def test_fuzzed_operations_never_answer_an_internal_error(
+    fuzz_target: tuple[Server, str], request: pytest.FixtureRequest
+) -> None:
     # given
     server, token = fuzz_target
     headers = {"Authorization": f"Bearer {token}"}
@@ -268,7 +270,8 @@ def test_fuzzed_operations_never_answer_an_internal_error(fuzz_target: tuple[Ser
 
     # then
     print(
-        f"\nfuzzed {tally.operations} operations over {len(operations)} fields; "
+        f"\n{request.node.callspec.params['fuzz_target']}: "
+        f"fuzzed {tally.operations} operations over {len(operations)} fields; "
         f"by HTTP status: {dict(sorted(tally.by_status.items()))}; "
         f"by error code: {dict(tally.by_code.most_common())}; slowest fields (s): {tally.slowest()}"
     )
