@@ -467,3 +467,34 @@ async def test_deeply_nested_variables_never_get_an_internal_error(
     assert response.status_code < 500, response.text
     codes = [error["extensions"]["code"] for error in response.json().get("errors", [])]
     assert "INTERNAL_SERVER_ERROR" not in codes, response.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"query": "{ me { id } }\xff"}', b"\xff\xfe{}", b'{"query": "\xed\xa0\x80"}'],
+    ids=["invalid-byte", "bom-like", "utf8-encoded-surrogate"],
+)
+async def test_a_body_that_is_not_utf8_is_a_bad_request(
+    gql: GraphQL, admin: Actor, body: bytes
+) -> None:
+    response = await gql.client.post(
+        "/graphql",
+        content=body,
+        headers={"Authorization": f"Bearer {admin.token}", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert [error["extensions"]["code"] for error in response.json()["errors"]] == ["BAD_REQUEST"]
+
+
+async def test_a_query_string_that_is_not_utf8_never_gets_an_internal_error(
+    gql: GraphQL, admin: Actor
+) -> None:
+    response = await gql.client.get(
+        "/graphql?query=%7B%20me%20%7B%20id%20%7D%20%7D%FF&variables=%7B%22a%22%3A%22%ED%A0%80%22%7D",
+        headers={"Authorization": f"Bearer {admin.token}", "Accept": "application/json"},
+    )
+
+    assert response.status_code < 500, response.text
+    codes = [error["extensions"]["code"] for error in response.json().get("errors", [])]
+    assert "INTERNAL_SERVER_ERROR" not in codes, response.text
