@@ -1,4 +1,4 @@
-"""Refuses, before anything runs, an operation carrying text no database column can store.
+"""Refuses, before a query or mutation executes, any input text no database column can store.
 
 PostgreSQL rejects NUL in text, and a lone surrogate (JSON's "\\ud800" decodes to one) has no
 UTF-8 encoding on either database: left alone, each would fail as an unexpected error deep in a
