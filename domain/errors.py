@@ -31,7 +31,17 @@ class PantheonError(Exception):
 
 
 class BadUserInput(PantheonError):
+    """`field`, when given, names the input at fault (shown as `extensions.field`)."""
+
     code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"field": self.field} if self.field else {}
 
 
 class Unauthenticated(PantheonError):

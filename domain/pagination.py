@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Generic, TypeVar
 
@@ -20,6 +21,7 @@ from domain.errors import BadUserInput
 
 T = TypeVar("T")
 CursorKey = tuple[str, ...]
+_INDEX = re.compile(r"[0-9]{1,9}")  # str.isdigit() also takes "²", and int32 ends at 2**31 - 1
 
 
 class Direction(Enum):
@@ -134,9 +136,21 @@ def parse_time_id_key(key: CursorKey) -> tuple[datetime, uuid.UUID]:
     if len(key) != 2:
         raise BadUserInput("malformed cursor")
     try:
-        return datetime.fromisoformat(key[0]), uuid.UUID(key[1])
-    except ValueError:
+        at, row_id = datetime.fromisoformat(key[0]), uuid.UUID(key[1])
+        # The API's own cursors carry UTC; anything else (naive, or an offset that leaves the
+        # calendar once in UTC) was made by hand and names no position in the list.
+        if at.tzinfo is None:
+            raise ValueError("naive")
+        return at.astimezone(UTC), row_id
+    except (ValueError, OverflowError):
         raise BadUserInput("malformed cursor") from None
+
+
+def parse_index_key(key: CursorKey) -> int:
+    """The key of lists ordered by a 1-based index: ASCII digits within a 32-bit column."""
+    if len(key) != 1 or not _INDEX.fullmatch(key[0]):
+        raise BadUserInput("malformed cursor")
+    return int(key[0])
 
 
 def cursor_for(key: Callable[[T], CursorKey]) -> Callable[[T], str]:

@@ -149,13 +149,20 @@ class ReportReads(Protocol):
 def time_range(start: datetime, end: datetime) -> TimeRange:
     for name, value in (("from", start), ("to", end)):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise BadUserInput(f"{name} needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
+            raise BadUserInput(f"{name} needs a UTC offset, e.g. 2026-01-01T00:00:00Z", field=name)
+    start, end = _utc(start, "from"), _utc(end, "to")
     if start >= end:
         raise BadUserInput("from must be before to (from is included, to is not)")
     if end - start > MAX_SPAN:
         raise BadUserInput(f"a report spans at most {MAX_SPAN.days} days")
     return TimeRange(start=start, end=end)
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable instant
+        raise BadUserInput(f"{name} is outside the years 1-9999 in UTC", field=name) from None
 
 
 def group_by(dimensions: Sequence[CostDimension]) -> tuple[CostDimension, ...]:
@@ -196,7 +203,8 @@ def _values(name: str, values: Sequence[V] | None, check: Callable[[V], T]) -> t
 
 
 def _model_alias(alias: str) -> str:
-    stripped = alias.strip()
+    # NUL reaches this filter from the CSV route's query string (%00), not only from GraphQL.
+    stripped = validation.storable(alias, field="modelAliases").strip()
     if not stripped or len(stripped) > 64:
         raise BadUserInput("a model alias has 1-64 characters")
     return stripped

@@ -10,6 +10,9 @@ from domain.errors import BadUserInput
 # The same alphabet as the @tag syntax, so every agent can be addressed by a tag.
 _AGENT_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HANDLE = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
+# What no text column can hold: PostgreSQL refuses NUL in text, and a lone surrogate (JSON's
+# "\ud800" decodes to one) has no UTF-8 encoding on either database.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def agent_key(key: str) -> str:
@@ -41,8 +44,27 @@ def handle(value: str) -> str:
     return normalized
 
 
+def unstorable_character(value: str) -> str | None:
+    """Names the first character of `value` that no database column can store, if any."""
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    kind = "NUL" if code == 0 else "a lone surrogate"
+    return f"{kind} (U+{code:04X})"
+
+
+def storable(value: str, *, field: str) -> str:
+    character = unstorable_character(value)
+    if character is not None:
+        raise BadUserInput(f"{field} must not contain {character}", field=field)
+    return value
+
+
 def text(value: str, *, field: str, max_length: int, allow_empty: bool = False) -> str:
-    stripped = value.strip()
+    # The API refuses such text before executing (graph/input_guard.py); this covers the other
+    # ways in (the catalog file's TOML allows "\u0000").
+    stripped = storable(value, field=field).strip()
     if not stripped and not allow_empty:
         raise BadUserInput(f"{field} must not be empty")
     if len(stripped) > max_length:

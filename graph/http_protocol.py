@@ -122,6 +122,18 @@ class GraphQLOverHTTP(_RouterBase):
             return f"{JSON} bodies must be UTF-8 (got charset={charset})"
         return None
 
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            # Strictly UTF-8, as JSON must be (a leading BOM is tolerated): json.loads would
+            # guess UTF-16/32 and let UTF-8-encoded surrogates through ("surrogatepass").
+            text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+        except UnicodeDecodeError:
+            raise HTTPException(400, "The request body is not valid UTF-8") from None
+        try:
+            return super().decode_json(text)
+        except RecursionError:  # "[[[[..." a few thousand deep fits any body limit
+            raise HTTPException(400, "The request's JSON is nested too deeply") from None
+
     async def parse_http_body(self, request: Any) -> Any:
         parsed = await super().parse_http_body(request)
         for data in parsed if isinstance(parsed, list) else [parsed]:

@@ -6,15 +6,21 @@ import uuid
 
 from strawberry.relay import GlobalID, GlobalIDValueError
 
-from domain.errors import BadUserInput
+from domain.errors import BadUserInput, NotFound
 
 
 def parse_global_id(raw: str) -> tuple[str, uuid.UUID]:
     try:
         gid = GlobalID.from_id(raw)
-        return gid.type_name, uuid.UUID(gid.node_id)
+        value = uuid.UUID(gid.node_id)
     except (GlobalIDValueError, ValueError):
         raise BadUserInput(f"{raw!r} is not a valid id") from None
+    # One spelling per object, the one the API hands out (the lower-case dashed uuid, standard
+    # base64): a client may compare ids as strings, and caches keyed by id stay right. Other
+    # spellings (upper-case, braced or undashed uuids, base64 with junk) name nothing.
+    if global_id(gid.type_name, value) != raw:
+        raise NotFound(f"no {gid.type_name} has the id {raw!r}")
+    return gid.type_name, value
 
 
 def uuid_of(raw: str, expected_type: str) -> uuid.UUID:

@@ -24,6 +24,7 @@ from graph.catalog.types import AgentNode
 from graph.cost.api import RateLimitQueries
 from graph.cost.model import CostModel, QueryCostLimit
 from graph.errors import ErrorCodes
+from graph.input_guard import StorableInput
 from graph.node import NodeQueries
 from graph.operation_timeout import timed_out, within_timeout
 from graph.rate_limits import SocketOperationLimit
@@ -125,6 +126,7 @@ def build_schema(
         extensions=[
             ErrorCodes,
             SocketOperationLimit,
+            StorableInput,  # text no database can store (NUL...) is refused before executing
             # The same documents arrive again and again: validate each once. (ParserCache is left
             # out: with it, a syntax error escapes ErrorCodes and loses its code.)
             ValidationCache,

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     )
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=100, ge=1)
-    max_title_length: int = Field(default=200, ge=1)
+    max_title_length: int = Field(default=200, ge=1, le=500)  # the title column holds 500
     max_roster_size: int = Field(default=12, ge=1)
     max_message_chars: int = Field(default=32_000, ge=1)
     max_agents_per_turn: int = Field(default=8, ge=1)

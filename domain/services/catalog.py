@@ -14,6 +14,10 @@ from domain.records import Agent, Model
 def checked_model(spec: ModelSpec) -> ModelSpec:
     validation.text(spec.alias, field="alias", max_length=64)
     validation.text(spec.provider, field="provider", max_length=64)
+    if spec.provider_model is not None:
+        validation.text(
+            spec.provider_model, field="providerModel", max_length=128, allow_empty=True
+        )
     validation.positive(spec.max_output_tokens, field="maxOutputTokens")
     validation.positive(spec.context_window, field="contextWindow")
     if (spec.input_nano_per_mtok is None) != (spec.output_nano_per_mtok is None):

@@ -10,7 +10,7 @@ from decimal import Decimal
 from domain import validation
 from domain.enums import Role
 from domain.errors import NotFound
-from domain.money import non_negative_usd_to_nano
+from domain.money import budget_to_nano
 from domain.ports import ReadStore, UnitOfWork
 from domain.rate_limits import RateLimiter
 from domain.records import User
@@ -113,4 +113,4 @@ async def _stage_token(uow: UnitOfWork, user_id: uuid.UUID) -> str:
 def _budget_nano(amount: Decimal | None) -> int | None:
     if amount is None:
         return None
-    return non_negative_usd_to_nano(amount, field="monthlyBudgetUsd")
+    return budget_to_nano(amount, field="monthlyBudgetUsd")

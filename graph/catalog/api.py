@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
 
 from domain.catalog import AgentSpec, ModelSpec
-from domain.errors import BadUserInput
-from domain.money import non_negative_usd_to_nano
+from domain.errors import BadUserInput, Forbidden
+from domain.money import MAX_PRICE_USD_PER_MTOK, price_to_nano
 from domain.services import catalog as service
 from graph.catalog.types import AgentNode, ModelType
 from graph.context import Info
@@ -25,6 +26,12 @@ class AgentInput:
     enabled: bool = True
 
 
+_PRICE_DESCRIPTION = (
+    f"USD per million tokens, 0 to {MAX_PRICE_USD_PER_MTOK}, at most 9 decimal places; "
+    "both prices omitted: unchanged (`unpriced: true` makes the model unpriced)"
+)
+
+
 @strawberry.input
 class ModelInput:
     alias: str
@@ -33,10 +40,10 @@ class ModelInput:
         default=None, description="the vendor's model id; default: the alias, or unchanged"
     )
     input_usd_per_million_tokens: Decimal | None = strawberry.field(
-        default=None, description="with the output price; both omitted: unchanged"
+        default=None, description=_PRICE_DESCRIPTION
     )
     output_usd_per_million_tokens: Decimal | None = strawberry.field(
-        default=None, description="with the input price; both omitted: unchanged"
+        default=None, description=_PRICE_DESCRIPTION
     )
     max_output_tokens: int
     context_window: int
@@ -50,7 +57,15 @@ class ModelInput:
 @strawberry.type
 class CatalogQueries:
     @strawberry.field(permission_classes=[IsAuthenticated])
-    async def agents(self, info: Info, include_disabled: bool = False) -> list[AgentNode]:
+    async def agents(
+        self,
+        info: Info,
+        include_disabled: Annotated[
+            bool, strawberry.argument(description="ADMIN only (FORBIDDEN for others)")
+        ] = False,
+    ) -> list[AgentNode]:
+        if include_disabled and not info.context.require_viewer().is_admin:
+            raise Forbidden("only an admin may list disabled agents")
         agents = await info.context.runtime.reads.all_agents(include_disabled=include_disabled)
         return [AgentNode.from_record(agent) for agent in agents]
 
@@ -86,8 +101,12 @@ class CatalogMutations:
             alias=input.alias,
             provider=input.provider,
             provider_model=input.provider_model,
-            input_nano_per_mtok=_price(input.input_usd_per_million_tokens, "input price"),
-            output_nano_per_mtok=_price(input.output_usd_per_million_tokens, "output price"),
+            input_nano_per_mtok=_price(
+                input.input_usd_per_million_tokens, "inputUsdPerMillionTokens"
+            ),
+            output_nano_per_mtok=_price(
+                input.output_usd_per_million_tokens, "outputUsdPerMillionTokens"
+            ),
             max_output_tokens=input.max_output_tokens,
             context_window=input.context_window,
         )
@@ -99,4 +118,4 @@ class CatalogMutations:
 
 
 def _price(value: Decimal | None, field: str) -> int | None:
-    return None if value is None else non_negative_usd_to_nano(value, field=field)
+    return None if value is None else price_to_nano(value, field=field)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import strawberry
+from strawberry.types.unset import UNSET
 
+from domain.errors import BadUserInput
+from domain.money import MAX_BUDGET_USD
 from domain.pagination import time_id_key
 from domain.records import User
 from domain.services import users as service
@@ -21,11 +25,16 @@ def _key(user: User) -> tuple[str, ...]:
     return time_id_key(user.created_at, user.id)
 
 
+_BUDGET = f"USD per calendar month (UTC), 0 to {MAX_BUDGET_USD}, at most 9 decimal places"
+
+
 @strawberry.input
 class CreateUserInput:
     handle: str
     role: Role = Role.USER  # type: ignore[assignment]
-    monthly_budget_usd: Decimal | None = None
+    monthly_budget_usd: Decimal | None = strawberry.field(
+        default=None, description=f"{_BUDGET}; null: no budget"
+    )
 
 
 @strawberry.type
@@ -81,8 +90,21 @@ class UserMutations:
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="ADMIN; null removes the budget")
     async def set_user_budget(
-        self, info: Info, user_id: strawberry.ID, monthly_budget_usd: Decimal | None
+        self,
+        info: Info,
+        user_id: strawberry.ID,
+        # GraphQL cannot declare a nullable argument required: omitting it is refused here,
+        # so that only an explicit null removes a budget.
+        monthly_budget_usd: Annotated[
+            Decimal | None,
+            strawberry.argument(description=f"required; {_BUDGET}; null removes the budget"),
+        ] = UNSET,
     ) -> UserNode:
+        if monthly_budget_usd is UNSET:
+            raise BadUserInput(
+                "give monthlyBudgetUsd: an amount, or null to remove the budget",
+                field="monthlyBudgetUsd",
+            )
         user = await service.set_user_budget(
             info.context.runtime.new_uow(), uuid_of(user_id, "User"), monthly_budget_usd
         )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.catalog import AgentSpec, CatalogSpec, ModelSpec
 from domain.errors import BadUserInput
-from domain.money import non_negative_usd_to_nano
+from domain.money import price_to_nano
 
 
 class CatalogError(Exception):
@@ -88,7 +88,7 @@ def load_catalog(path: Path) -> Catalog:
 
 def _model_spec(model: _Model) -> ModelSpec:
     def price(value: Decimal | None, field: str) -> int | None:
-        return None if value is None else non_negative_usd_to_nano(value, field=field)
+        return None if value is None else price_to_nano(value, field=field)
 
     return ModelSpec(
         alias=model.alias,

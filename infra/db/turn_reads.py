@@ -10,8 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from domain.errors import BadUserInput
-from domain.pagination import Direction, Page, PageRequest, build_page
+from domain.pagination import Direction, Page, PageRequest, build_page, parse_index_key
 from domain.turns.records import AgentMessage, Turn, Usage
 from infra.db import turn_mapping
 from infra.db.models import AgentMessageRow, TurnRow, UsageRecordRow
@@ -102,6 +101,4 @@ def _usage_order() -> tuple[Any, ...]:
 def _cursor_index(request: PageRequest) -> int | None:
     if request.cursor is None:
         return None
-    if len(request.cursor) != 1 or not request.cursor[0].isdigit():
-        raise BadUserInput("malformed cursor")
-    return int(request.cursor[0])
+    return parse_index_key(request.cursor)

@@ -102,7 +102,7 @@ async def test_agents_lists_enabled_agents_unless_asked_for_all(
 
     # when
     enabled = await agents(gql, alice)
-    everything = await agents(gql, alice, all_=True)
+    everything = await agents(gql, admin, all_=True)  # disabled ones: for admins only
 
     # then
     assert [a["key"] for a in enabled] == ["qwen", "deepseek", "researcher"]
@@ -121,8 +121,8 @@ async def test_agents_lists_enabled_agents_unless_asked_for_all(
 
 
 async def test_system_prompts_are_for_admins_only(gql: GraphQL, admin: Actor, alice: Actor) -> None:
-    as_user = await agents(gql, alice, all_=True)
-    as_admin = await agents(gql, admin, all_=True)
+    as_user = await agents(gql, alice)  # the four catalog agents are all enabled
+    as_admin = await agents(gql, admin)
 
     assert [a["systemPrompt"] for a in as_user] == [None] * 4
     assert [a["systemPrompt"].split(",")[0] for a in as_admin] == [

@@ -199,6 +199,8 @@ async def test_anonymous_callers_get_401_and_users_403_as_json(
         ({**RANGE, "billingCategories": ""}, "must not be empty"),
         ({**RANGE, "userIds": "U2Vzc2lvbjox"}, "not a valid id"),
         ({**RANGE, "groupby": "DAY"}, "unknown parameters: groupby"),
+        ({**RANGE, "modelAliases": "qwen\x00plus"}, "modelAliases must not contain NUL"),
+        ({**RANGE, "from": "0001-01-01T00:00:00+01:00"}, "from is outside the years"),
     ],
 )
 async def test_bad_parameters_get_400_with_a_json_error(

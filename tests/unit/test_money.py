@@ -7,7 +7,17 @@ from decimal import Decimal
 import pytest
 
 from domain.errors import BadUserInput
-from domain.money import NANO_PER_USD, nano_to_usd, non_negative_usd_to_nano, usd_to_nano
+from domain.money import (
+    MAX_BUDGET_USD,
+    MAX_PRICE_USD_PER_MTOK,
+    MAX_STORABLE_USD,
+    NANO_PER_USD,
+    budget_to_nano,
+    nano_to_usd,
+    non_negative_usd_to_nano,
+    price_to_nano,
+    usd_to_nano,
+)
 
 
 @pytest.mark.parametrize(
@@ -76,3 +86,30 @@ def test_round_trip_is_lossless(usd: str) -> None:
 
 def test_zero_nano_is_a_plain_zero_not_an_exponent_form() -> None:
     assert str(nano_to_usd(0)) == "0"
+
+
+@pytest.mark.parametrize("amount", ["9223372036.854775808", "1e20", "1e999999999"])
+def test_amounts_a_bigint_of_nano_usd_cannot_hold_are_refused_naming_the_maximum(
+    amount: str,
+) -> None:
+    with pytest.raises(BadUserInput, match=r"amount must be at most 9223372036\.854775807$"):
+        usd_to_nano(Decimal(amount), field="amount")
+
+
+def test_the_largest_storable_amount_converts_exactly() -> None:
+    assert usd_to_nano(MAX_STORABLE_USD, field="amount") == 2**63 - 1
+    assert usd_to_nano(-MAX_STORABLE_USD, field="amount") == -(2**63 - 1)
+
+
+def test_a_vanishingly_small_amount_is_refused_not_rounded_to_zero() -> None:
+    with pytest.raises(BadUserInput, match="more than 9 decimal places"):
+        usd_to_nano(Decimal("1e-999999999"), field="amount")
+
+
+def test_budgets_and_prices_have_their_own_maxima() -> None:
+    assert budget_to_nano(MAX_BUDGET_USD, field="b") == 10**18
+    assert price_to_nano(MAX_PRICE_USD_PER_MTOK, field="p") == 10**15
+    with pytest.raises(BadUserInput, match=r"b must be at most 1000000000$"):
+        budget_to_nano(MAX_BUDGET_USD + Decimal("0.000000001"), field="b")
+    with pytest.raises(BadUserInput, match=r"p must be at most 1000000$"):
+        price_to_nano(Decimal("1000000.1"), field="p")
