@@ -151,7 +151,8 @@ def build_runtime(
         broker = build_broker(settings)
 
     def new_uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(database.writes)
+        # Publishes what each unit staged in the outbox once it committed.
+        return SqlUnitOfWork(database.writes, publisher=broker)
 
     supervisor = TurnSupervisor(
         RunnerDeps(new_uow=new_uow, gateway=gateway, publisher=broker, settings=turns),

@@ -1,8 +1,9 @@
 """Runs a started turn: routing (ORCHESTRATOR), then each agent in sequence, then the close.
 
 Each step ends in one short unit of work that stages the fact, its usage rows and its event rows
-and commits them together; events are published after the commit. No transaction is open while a
-model is called. A failing agent becomes a FAILED message and the sequence goes on; a cancel
+and commits them together; the commit publishes its events (the unit of work is the outbox
+relay), and the runner publishes only deltas, which are not durable. No transaction is open while
+a model is called. A failing agent becomes a FAILED message and the sequence goes on; a cancel
 request stops the current call and skips the rest; the closing unit is shielded from cancellation
 so what was billed is kept.
 """
@@ -169,8 +170,7 @@ class TurnRun:
             await uow.turns.set_routing(self.turn.id, outcome.decision)
             await self._stage_usage(uow, entries)
             await uow.events.add(events)
-            await uow.commit()
-        await self._publish(events)
+            await uow.commit()  # publishes the events
         return outcome.decision
 
     # --- agents ----------------------------------------------------------------------------
@@ -307,9 +307,8 @@ class TurnRun:
                     )
                 )
             await uow.events.add(events)
-            await uow.commit()
+            await uow.commit()  # publishes the events
         self.outcomes.append(outcome)
-        await self._publish(events)
 
     # --- closing ---------------------------------------------------------------------------
 
@@ -327,7 +326,7 @@ class TurnRun:
         status = _status(self.outcomes, cancelled=cancelled, failure=failure)
         before = self.sequence
         try:
-            events = await self._write_close(pending, status, failure, summary)
+            await self._write_close(pending, status, failure, summary)
         except Exception:
             if summary is None:
                 # Left RUNNING: its lease expires and any live process marks it FAILED.
@@ -338,18 +337,14 @@ class TurnRun:
             log.exception("could not store the summary of turn %s; closing without", self.turn.id)
             self.sequence = before
             await self._close_without_summary(pending, status, failure)
-            return
-        await self._publish(events)
 
     async def _close_without_summary(
         self, pending: _AgentOutcome | None, status: TurnStatus, failure: str | None
     ) -> None:
         try:
-            events = await self._write_close(pending, status, failure, None)
+            await self._write_close(pending, status, failure, None)
         except Exception:
             log.exception("could not close turn %s; recovery will fail it", self.turn.id)
-            return
-        await self._publish(events)
 
     async def _write_close(
         self,
@@ -358,7 +353,8 @@ class TurnRun:
         failure: str | None,
         summary: SummaryOutcome | None,
     ) -> list[TurnEvent]:
-        """The closing unit; returns its events to publish (none if the turn was taken)."""
+        """The closing unit; returns its events, published by its commit (none if the turn
+        was taken)."""
         close = TurnClose(
             status=status,
             assistant_output=_assistant_output(self.outcomes),
@@ -386,7 +382,7 @@ class TurnRun:
                 return []
             events.append(self._event(TurnEventType.TURN_FINISHED, {"status": status.value}))
             await uow.events.add(events)
-            await uow.commit()
+            await uow.commit()  # publishes the events
         return events
 
     async def _stage_summary(self, uow: TurnUnitOfWork, outcome: SummaryOutcome) -> uuid.UUID:
