@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from domain.clock import utcnow
 from domain.enums import AgentMessageStatus, CallKind, TurnStatus
@@ -92,15 +93,17 @@ class TurnRun:
         # heartbeat finding the turn no longer RUNNING is not a lost lease.
         self.closing = False
         self.calls_in_flight: list[_CallInFlight] = []
+        self.cancelled_while_routing = False
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
         summary: SummaryOutcome | None = None
         try:
             decision = self.started.decision or await self._route()
-            pending = await self._run_agents(decision)
-            if pending is None:  # not cancelled: the summary is the turn's last step
-                summary = await self._summarize()
+            if decision is not None:  # None: cancelled while the manager was routing
+                pending = await self._run_agents(decision)
+                if pending is None:  # not cancelled: the summary is the turn's last step
+                    summary = await self._summarize()
         except asyncio.CancelledError:
             pending = pending or self.interrupted
             await asyncio.shield(self._close(pending, failure="interrupted: the server stopped"))
@@ -142,17 +145,25 @@ class TurnRun:
 
     # --- routing ---------------------------------------------------------------------------
 
-    async def _route(self) -> RoutingDecision:
+    async def _route(self) -> RoutingDecision | None:
+        """Asks the manager; None when the turn was cancelled first (the call is stopped, and
+        what it spent stays in flight for the closing unit to meter)."""
         manager = self.started.models[self.deps.settings.manager_model]
         call = self._call_in_flight(CallKind.MANAGER_ROUTING, 0, manager)
-        outcome = await routing.route(
-            self.deps.gateway,
-            self.turn.user_message,
-            self.started.roster,
-            manager,
-            cap=self.deps.settings.manager_cap,
-            spent=call.spent,
+        routed = asyncio.ensure_future(
+            routing.route(
+                self.deps.gateway,
+                self.turn.user_message,
+                self.started.roster,
+                manager,
+                cap=self.deps.settings.manager_cap,
+                spent=call.spent,
+            )
         )
+        if not await self._unless_cancelled(routed):
+            self.cancelled_while_routing = True
+            return None
+        outcome = routed.result()
         self.calls_in_flight.remove(call)  # metered below, with the decision
         entries = usage_entries(
             outcome.attempts,
@@ -172,6 +183,23 @@ class TurnRun:
             await uow.events.add(events)
             await uow.commit()  # publishes the events
         return outcome.decision
+
+    async def _unless_cancelled(self, call: asyncio.Future[Any]) -> bool:
+        """Waits for `call` unless a cancel request comes first, as an agent's call does: then
+        it stops the call (its recorder notes the cut-short attempt) and returns False. A
+        server stop stops the call too before it propagates."""
+        cancelled = asyncio.ensure_future(self.cancel.wait())
+        try:
+            await asyncio.wait({call, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await _stop(call)
+            raise
+        finally:
+            cancelled.cancel()
+        if call.done():
+            return True
+        await _stop(call)
+        return False
 
     # --- agents ----------------------------------------------------------------------------
 
@@ -322,7 +350,9 @@ class TurnRun:
         self.closing = True
         if pending is not None:
             self.outcomes.append(pending)
-        cancelled = pending is not None and pending.status is AgentMessageStatus.CANCELLED
+        cancelled = self.cancelled_while_routing or (
+            pending is not None and pending.status is AgentMessageStatus.CANCELLED
+        )
         status = _status(self.outcomes, cancelled=cancelled, failure=failure)
         before = self.sequence
         try:
@@ -500,7 +530,7 @@ class TurnRun:
         await self.deps.publisher.publish(tuple(events))
 
 
-async def _stop(call: asyncio.Future[LLMResult]) -> None:
+async def _stop(call: asyncio.Future[Any]) -> None:
     """Cancels a provider call and waits until its connection is closed and attempts recorded."""
     call.cancel()
     with contextlib.suppress(asyncio.CancelledError, LLMCallError):
