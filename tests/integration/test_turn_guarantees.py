@@ -547,6 +547,7 @@ class HeldCalls:
         self._inner = inner
         self._kind = kind
         self.called = asyncio.Event()
+        self.cancelled = False
 
     async def complete(self, request: LLMRequest, *, spent: list[Attempt] | None = None) -> Any:
         if request.call_kind is not self._kind:
@@ -556,6 +557,9 @@ class HeldCalls:
         self.called.set()
         try:
             await asyncio.Event().wait()  # never answers; only a cancel ends it
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
         finally:
             recorder.abandon()
 
