@@ -55,6 +55,13 @@ class SessionRepository(Protocol):
         agent_ids: Sequence[uuid.UUID],
     ) -> Session: ...
     async def get(self, session_id: uuid.UUID) -> Session | None: ...
+    async def lock(self, session_id: uuid.UUID) -> Session | None:
+        """The session, read under a lock on its row held until the unit ends, so units that
+        check "is a turn running?" and then act on the answer (start a turn, delete the
+        session) run one after the other (SELECT ... FOR UPDATE on PostgreSQL; SQLite's write
+        transactions already hold the database lock)."""
+        ...
+
     async def update(
         self, session_id: uuid.UUID, *, title: str | None, default_mode: TurnMode | None
     ) -> Session: ...

@@ -203,7 +203,8 @@ def build_runtime(
     limiter = RateLimiter(rate_limit_policy(settings), counters or build_counters(settings))
 
     def new_uow() -> SqlUnitOfWork:
-        return SqlUnitOfWork(database.writes)
+        # Publishes what each unit staged in the outbox once it committed.
+        return SqlUnitOfWork(database.writes, publisher=broker)
 
     supervisor = TurnSupervisor(
         RunnerDeps(

@@ -59,7 +59,7 @@ async def update_session(
 ) -> Session:
     title = _title(command.title, limits) if command.title is not None else None
     async with uow:
-        session = require_changeable_session(actor, await uow.sessions.get(command.session_id))
+        session = require_changeable_session(actor, await uow.sessions.lock(command.session_id))
         if command.agent_keys is not None:
             if await uow.sessions.has_running_turn(session.id):
                 raise Conflict("the roster cannot change while a turn is running")
@@ -75,7 +75,9 @@ async def update_session(
 async def delete_session(uow: UnitOfWork, actor: User, session_id: uuid.UUID) -> uuid.UUID:
     """Hides the session from its owner; its turns and usage rows stay (billing history)."""
     async with uow:
-        session = require_changeable_session(actor, await uow.sessions.get(session_id))
+        # Locked: a turn starting at the same time (which locks the row too) either committed
+        # before, and is seen running here, or waits and then finds the session deleted.
+        session = require_changeable_session(actor, await uow.sessions.lock(session_id))
         if await uow.sessions.has_running_turn(session.id):
             raise Conflict("a turn of this session is running; cancel it first")
         await uow.sessions.soft_delete(session.id, at=datetime.now(UTC))

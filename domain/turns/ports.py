@@ -134,6 +134,9 @@ class EventRepository(Protocol):
 
 
 class TurnUnitOfWork(UnitOfWork, Protocol):
+    """`commit()` publishes the events staged through `events` once the commit succeeded (the
+    outbox relay): services stage events with their facts and never publish durable ones."""
+
     turns: TurnRepository
     messages: AgentMessageRepository
     usage: UsageRepository

@@ -1,8 +1,9 @@
 """Runs a started turn: routing (ORCHESTRATOR), then each agent in sequence, then the close.
 
 Each step ends in one short unit of work that stages the fact, its usage rows and its event rows
-and commits them together; events are published after the commit. No transaction is open while a
-model is called. A failing agent becomes a FAILED message and the sequence goes on; a cancel
+and commits them together; the commit publishes its events (the unit of work is the outbox
+relay), and the runner publishes only deltas, which are not durable. No transaction is open while
+a model is called. A failing agent becomes a FAILED message and the sequence goes on; a cancel
 request stops the current call and skips the rest; the closing unit is shielded from cancellation
 so what was billed is kept.
 """
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from domain.clock import utcnow
 from domain.enums import AgentMessageStatus, CallKind, TurnStatus
@@ -102,15 +104,17 @@ class TurnRun:
             turn_id=self.turn.id,
             budget_nano=started.budget_nano,
         )
+        self.cancelled_while_routing = False
 
     async def run(self) -> None:
         pending: _AgentOutcome | None = None
         summary: SummaryOutcome | None = None
         try:
             decision = self.started.decision or await self._route()
-            pending = await self._run_agents(decision)
-            if pending is None:  # not cancelled: the summary is the turn's last step
-                summary = await self._summarize()
+            if decision is not None:  # None: cancelled while the manager was routing
+                pending = await self._run_agents(decision)
+                if pending is None:  # not cancelled: the summary is the turn's last step
+                    summary = await self._summarize()
         except asyncio.CancelledError:
             pending = pending or self.interrupted
             await asyncio.shield(self._close(pending, failure="interrupted: the server stopped"))
@@ -154,17 +158,25 @@ class TurnRun:
 
     # --- routing ---------------------------------------------------------------------------
 
-    async def _route(self) -> RoutingDecision:
+    async def _route(self) -> RoutingDecision | None:
+        """Asks the manager; None when the turn was cancelled first (the call is stopped, and
+        what it spent stays in flight for the closing unit to meter)."""
         manager = self.started.models[self.deps.settings.manager_model]
         call = self._call_in_flight(CallKind.MANAGER_ROUTING, 0, manager)
-        outcome = await routing.route(
-            self.deps.gateway,
-            self.turn.user_message,
-            self.started.roster,
-            manager,
-            cap=self.deps.settings.manager_cap,
-            spent=call.spent,
+        routed = asyncio.ensure_future(
+            routing.route(
+                self.deps.gateway,
+                self.turn.user_message,
+                self.started.roster,
+                manager,
+                cap=self.deps.settings.manager_cap,
+                spent=call.spent,
+            )
         )
+        if not await self._unless_cancelled(routed):
+            self.cancelled_while_routing = True
+            return None
+        outcome = routed.result()
         self.calls_in_flight.remove(call)  # metered below, with the decision
         self._learn(manager, outcome.attempts)
         entries = usage_entries(
@@ -184,9 +196,25 @@ class TurnRun:
             await uow.turns.set_routing(self.turn.id, outcome.decision)
             await self._stage_usage(uow, entries)
             await uow.events.add(events)
-            await uow.commit()
-        await self._publish(events)
+            await uow.commit()  # publishes the events
         return outcome.decision
+
+    async def _unless_cancelled(self, call: asyncio.Future[Any]) -> bool:
+        """Waits for `call` unless a cancel request comes first, as an agent's call does: then
+        it stops the call (its recorder notes the cut-short attempt) and returns False. A
+        server stop stops the call too before it propagates."""
+        cancelled = asyncio.ensure_future(self.cancel.wait())
+        try:
+            await asyncio.wait({call, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await _stop(call)
+            raise
+        finally:
+            cancelled.cancel()
+        if call.done():
+            return True
+        await _stop(call)
+        return False
 
     # --- agents ----------------------------------------------------------------------------
 
@@ -328,9 +356,8 @@ class TurnRun:
                     )
                 )
             await uow.events.add(events)
-            await uow.commit()
+            await uow.commit()  # publishes the events
         self.outcomes.append(outcome)
-        await self._publish(events)
 
     # --- closing ---------------------------------------------------------------------------
 
@@ -344,11 +371,13 @@ class TurnRun:
         self.closing = True
         if pending is not None:
             self.outcomes.append(pending)
-        cancelled = pending is not None and pending.status is AgentMessageStatus.CANCELLED
+        cancelled = self.cancelled_while_routing or (
+            pending is not None and pending.status is AgentMessageStatus.CANCELLED
+        )
         status = _status(self.outcomes, cancelled=cancelled, failure=failure)
         before = self.sequence
         try:
-            events = await self._write_close(pending, status, failure, summary)
+            await self._write_close(pending, status, failure, summary)
         except Exception:
             if summary is None:
                 # Left RUNNING: its lease expires and any live process marks it FAILED.
@@ -359,18 +388,14 @@ class TurnRun:
             log.exception("could not store the summary of turn %s; closing without", self.turn.id)
             self.sequence = before
             await self._close_without_summary(pending, status, failure)
-            return
-        await self._publish(events)
 
     async def _close_without_summary(
         self, pending: _AgentOutcome | None, status: TurnStatus, failure: str | None
     ) -> None:
         try:
-            events = await self._write_close(pending, status, failure, None)
+            await self._write_close(pending, status, failure, None)
         except Exception:
             log.exception("could not close turn %s; recovery will fail it", self.turn.id)
-            return
-        await self._publish(events)
 
     async def _write_close(
         self,
@@ -379,7 +404,8 @@ class TurnRun:
         failure: str | None,
         summary: SummaryOutcome | None,
     ) -> list[TurnEvent]:
-        """The closing unit; returns its events to publish (none if the turn was taken)."""
+        """The closing unit; returns its events, published by its commit (none if the turn
+        was taken)."""
         close = TurnClose(
             status=status,
             assistant_output=_assistant_output(self.outcomes),
@@ -408,7 +434,7 @@ class TurnRun:
                 return []
             events.append(self._event(TurnEventType.TURN_FINISHED, {"status": status.value}))
             await uow.events.add(events)
-            await uow.commit()
+            await uow.commit()  # publishes the events
         return events
 
     async def _stage_summary(self, uow: TurnUnitOfWork, outcome: SummaryOutcome) -> uuid.UUID:
@@ -549,11 +575,8 @@ class TurnRun:
             payload=payload,
         )
 
-    async def _publish(self, events: Sequence[TurnEvent]) -> None:
-        await self.deps.publisher.publish(tuple(events))
 
-
-async def _stop(call: asyncio.Future[LLMResult]) -> None:
+async def _stop(call: asyncio.Future[Any]) -> None:
     """Cancels a provider call and waits until its connection is closed and attempts recorded."""
     call.cancel()
     with contextlib.suppress(asyncio.CancelledError, LLMCallError):

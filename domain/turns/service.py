@@ -17,7 +17,7 @@ from domain.enums import AgentMessageStatus, TurnMode, TurnStatus
 from domain.errors import BadUserInput, BudgetExceeded, Conflict, NotFound, RateLimited
 from domain.money import nano_to_usd
 from domain.rate_limits import UNLIMITED, LimitName, RateLimiter, TurnCharge
-from domain.records import Model, User
+from domain.records import Model, Session, User
 from domain.turns import budget, planning, recovery
 from domain.turns.context import SessionMemory
 from domain.turns.contracts import EMPTY_AUDIT, RosterAgent, RoutingDecision
@@ -101,7 +101,7 @@ async def _start(
             existing = await uow.turns.find_by_idempotency_key(actor.id, request.idempotency_key)
             if existing is not None:
                 return _same_request(existing, fingerprint)
-        session = require_changeable_session(actor, await uow.sessions.get(request.session_id))
+        session = await _lock_session(uow, actor, request.session_id)
         mode = request.mode or session.default_mode
         if request.agent_keys is not None and mode is not TurnMode.MANUAL:
             raise BadUserInput("agentKeys can only be given in MANUAL mode")
@@ -164,6 +164,14 @@ async def _start(
             budget_nano=budget_nano,
         ),
     )
+
+
+async def _lock_session(uow: TurnUnitOfWork, actor: User, session_id: uuid.UUID) -> Session:
+    """The session, locked for the rest of the start unit (before the user row, always in this
+    order): a deleteSession racing this start either committed first, and the session is not
+    found here, or waits for this unit and then sees its turn running (CONFLICT). Read without
+    the lock, both could pass their checks and a turn would run and bill in a deleted session."""
+    return require_changeable_session(actor, await uow.sessions.lock(session_id))
 
 
 def _check_input(request: RunTurnRequest, settings: TurnSettings) -> None:

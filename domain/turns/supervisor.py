@@ -106,10 +106,10 @@ class TurnSupervisor:
         self._sweeper = asyncio.create_task(self._sweep_forever(interval))
 
     async def sweep_once(self) -> int:
+        # The recovery unit's commit publishes the events it wrote.
         events = await fail_expired_turns(
             self.deps.new_uow, self.deps.publisher, self.deps.settings
         )
-        await self.deps.publisher.publish(tuple(events))
         return len(events)
 
     async def _sweep_forever(self, interval: float) -> None:

@@ -12,7 +12,7 @@ from domain.clock import utcnow
 from domain.enums import TurnStatus
 from domain.errors import NotFound
 from domain.turns import service
-from domain.turns.events import SlowConsumer, TurnEventType
+from domain.turns.events import EventSubscription, SlowConsumer, TurnEventType
 from domain.turns.records import Turn
 from graph.context import Info
 from graph.enums import TurnMode
@@ -23,7 +23,8 @@ from graph.turns.types import TurnNode
 
 # cancelTurn waits this long for the turn to close, so it can answer with the final CANCELLED
 # state: on this process through its task, on another through its TurnFinished event (the
-# runner there stops on the broker's cancel request, or at its next heartbeat). A turn whose
+# runner there stops on the broker's cancel request, or at its next heartbeat) or, when the
+# broker's live stream is lost (Redis down), through the database. A turn whose
 # runner died (its lease expired) is answered at once as it stands: RUNNING, cancel requested,
 # until the sweeper fails it.
 CANCEL_WAIT_SECONDS = 10.0
@@ -125,17 +126,35 @@ class TurnMutations:
 async def _cancel_elsewhere(info: Info, turn: Turn) -> None:
     """Asks the process running the turn to stop it (through the broker at once; the DB flag,
     polled by every runner's heartbeat, stays the fallback and the source of truth) and waits
-    for its TurnFinished."""
+    for it to close: its TurnFinished, or — when the live stream is lost (a broker outage) —
+    the database, where the runner's heartbeat closes it after seeing the flag."""
     runtime = info.context.runtime
     live = runtime.broker.subscribe_turn(turn.id, buffer=runtime.limits.subscriber_buffer)
     try:
         await runtime.broker.request_cancel(turn.id)
-        if (await _fresh(info, turn)).status is not TurnStatus.RUNNING:
-            return  # it closed before the subscription began
-        with contextlib.suppress(TimeoutError, SlowConsumer):
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CANCEL_WAIT_SECONDS):
-                async for event in live:
-                    if event.type is TurnEventType.TURN_FINISHED:
-                        return
+                if (await _fresh(info, turn)).status is not TurnStatus.RUNNING:
+                    return  # it closed before the subscription began
+                if await _turn_finished(live):
+                    return
+                await _closed_in_database(info, turn)
     finally:
         await live.aclose()
+
+
+async def _turn_finished(live: EventSubscription) -> bool:
+    """True once the turn's TurnFinished arrives; False if the live stream ended first."""
+    with contextlib.suppress(SlowConsumer):  # EVENTS_UNAVAILABLE included
+        async for event in live:
+            if event.type is TurnEventType.TURN_FINISHED:
+                return True
+    return False
+
+
+async def _closed_in_database(info: Info, turn: Turn) -> None:
+    """Polls the turn until it is no longer RUNNING, about twice per heartbeat of its runner."""
+    interval = min(max(info.context.runtime.turns.heartbeat_seconds / 2, 0.05), 1.0)
+    # The state is in the database, written by another process: there is no event to await.
+    while (await _fresh(info, turn)).status is TurnStatus.RUNNING:  # noqa: ASYNC110
+        await asyncio.sleep(interval)

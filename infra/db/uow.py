@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.errors import Conflict
+from domain.turns.events import EventPublisher
 from infra.db.repositories.catalog import SqlAgentRepository, SqlModelRepository
 from infra.db.repositories.sessions import SqlSessionRepository
 from infra.db.repositories.summaries import SqlSummaryRepository
@@ -34,7 +35,13 @@ _CONFLICT_MESSAGES = {
 
 
 class SqlUnitOfWork:
-    """`async with uow:` opens a session; `commit()` makes it durable; exit rolls back the rest."""
+    """`async with uow:` opens a session; `commit()` makes it durable; exit rolls back the rest.
+
+    With a `publisher`, `commit()` is also the outbox relay: once the commit succeeded, it
+    publishes the events the unit staged in `events`, in order. Every unit that writes an event
+    gets it published, the start unit's included, and no caller has a publish step to forget;
+    a unit whose commit fails publishes nothing (the events never happened).
+    """
 
     users: SqlUserRepository
     tokens: SqlTokenRepository
@@ -47,8 +54,14 @@ class SqlUnitOfWork:
     events: SqlEventRepository
     summaries: SqlSummaryRepository
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        publisher: EventPublisher | None = None,
+    ) -> None:
         self._factory = session_factory
+        self._publisher = publisher
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -92,6 +105,13 @@ class SqlUnitOfWork:
             if not _is_unique_violation(error):
                 raise
             raise _conflict(error) from None
+        await self._publish_committed()
+
+    async def _publish_committed(self) -> None:
+        staged = tuple(self.events.staged)
+        self.events.staged.clear()
+        if staged and self._publisher is not None:
+            await self._publisher.publish(staged)  # never raises: the outbox keeps them
 
     def _require_session(self) -> AsyncSession:
         if self._session is None:

@@ -170,6 +170,9 @@ class FakeSessions:
     async def get(self, session_id: uuid.UUID) -> Session | None:
         return self.store.sessions.get(session_id)
 
+    async def lock(self, session_id: uuid.UUID) -> Session | None:
+        return self.store.sessions.get(session_id)  # one task: nothing runs in between
+
     async def update(
         self, session_id: uuid.UUID, *, title: str | None, default_mode: TurnMode | None
     ) -> Session:

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import select, text
 
-from domain.enums import TurnStatus
+from domain.enums import CallKind, TurnStatus
+from domain.llm import Attempt, LLMGateway, LLMRequest
 from domain.records import User
 from domain.services import sessions as session_service
 from domain.turns import service
@@ -27,11 +28,12 @@ from graph.ids import global_id
 from infra.db.engine import Database
 from infra.db.models import AgentMessageRow, TurnEventRow, TurnRow, UsageRecordRow
 from infra.db.uow import SqlUnitOfWork
+from infra.llm.recording import CallRecorder
 from infra.settings import Settings
 from tests.conftest import Actor, GraphQL, error_codes, running_app
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.turns_support import MANAGER_MODEL, SUMMARIZER_MODEL, eventually
+from tests.turns_support import eventually
 
 CREATE = "mutation($input: CreateSessionInput!) { createSession(input: $input) { id } }"
 RUN = """
@@ -533,16 +535,53 @@ async def test_a_server_stop_mid_agent_stops_the_call_and_keeps_what_it_spent(
     assert fake_openai.requests(model="writer-large") == []
 
 
-async def stop_server_during_a_call_to(
-    turn_app: Any, fake_openai: FakeOpenAIServer, model: str
-) -> None:
-    """Waits until `model` was called (its answer hangs), then stops the server quickly."""
+class HeldCalls:
+    """The runner's LLM gateway (its port), except that every `complete` call of one kind is
+    held until it is cancelled, as by a provider that never answers, and reports its attempt
+    through `spent` as a provider does (the attempt in progress, cut short: PROVIDER_CANCELLED).
 
-    async def called() -> bool:
-        return bool(fake_openai.requests(model=model))
+    A server stop must find the call still in flight whatever the machine's load: a call to the
+    fake HTTP server that hangs is ended by the provider's own read timeout (2 s here), and on a
+    loaded machine the stop came after it (a PROVIDER_TIMEOUT attempt, then a retry)."""
 
-    await eventually(called)
-    await asyncio.sleep(0.1)
+    def __init__(self, inner: LLMGateway, kind: CallKind) -> None:
+        self._inner = inner
+        self._kind = kind
+        self.called = asyncio.Event()
+        self.cancelled = False
+
+    async def complete(self, request: LLMRequest, *, spent: list[Attempt] | None = None) -> Any:
+        if request.call_kind is not self._kind:
+            return await self._inner.complete(request, spent=spent)
+        recorder = CallRecorder(request, spent=spent)
+        recorder.begin()
+        self.called.set()
+        try:
+            await asyncio.Event().wait()  # never answers; only a cancel ends it
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        finally:
+            recorder.abandon()
+
+    def stream(self, request: LLMRequest) -> Any:
+        return self._inner.stream(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def hold_calls(turn_app: Any, kind: CallKind) -> HeldCalls:
+    """Holds the calls of `kind` of turns started from now on."""
+    supervisor = turn_app.state.runtime.supervisor
+    held = HeldCalls(supervisor.deps.gateway, kind)
+    supervisor.deps = replace(supervisor.deps, gateway=held)
+    return held
+
+
+async def stop_server_during(turn_app: Any, held: HeldCalls) -> None:
+    """Waits until the held call is under way, then stops the server quickly."""
+    await asyncio.wait_for(held.called.wait(), 10)
     await turn_app.state.runtime.supervisor.shutdown(grace_seconds=0.05)
 
 
@@ -564,7 +603,7 @@ async def test_a_server_stop_during_the_managers_call_still_meters_it(
     database: Database,
 ) -> None:
     # given: an ORCHESTRATOR turn whose manager takes long to answer
-    fake_openai.set_default(FakeResponse(content="{}", hang=5.0), model=MANAGER_MODEL)
+    held = hold_calls(turn_app, CallKind.MANAGER_ROUTING)
     session = await new_session(turn_gql, alice)
     started = await turn_gql(
         RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
@@ -572,7 +611,7 @@ async def test_a_server_stop_during_the_managers_call_still_meters_it(
     turn_id = _uuid_of_turn(started["data"]["runTurn"]["id"])
 
     # when
-    await stop_server_during_a_call_to(turn_app, fake_openai, MANAGER_MODEL)
+    await stop_server_during(turn_app, held)
 
     # then: the turn closed, and the cut-short call is metered with it (the vendor may bill it)
     status, reason, _ = await turn_row(database, turn_id)
@@ -592,12 +631,12 @@ async def test_a_server_stop_during_the_summary_still_meters_its_call(
     for _ in range(7):
         body = await turn_gql(RUN, run_input(session), as_=alice)
         assert body["data"]["runTurn"]["status"] == "COMPLETED", body
-    fake_openai.set_default(FakeResponse(content="{}", hang=5.0), model=SUMMARIZER_MODEL)
+    held = hold_calls(turn_app, CallKind.SUMMARY_GENERATION)
     started = await turn_gql(RUN, run_input(session, waitForCompletion=False), as_=alice)
     turn_id = _uuid_of_turn(started["data"]["runTurn"]["id"])
 
     # when
-    await stop_server_during_a_call_to(turn_app, fake_openai, SUMMARIZER_MODEL)
+    await stop_server_during(turn_app, held)
 
     # then: the agent's call and the cut-short summary call are both metered
     assert await usage_of(database, turn_id) == [

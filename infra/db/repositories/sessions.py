@@ -46,6 +46,17 @@ class SqlSessionRepository:
         row = await self._session.get(SessionRow, session_id)
         return mapping.session(row) if row else None
 
+    async def lock(self, session_id: uuid.UUID) -> Session | None:
+        # SQLite's write transactions already hold the database lock (BEGIN IMMEDIATE).
+        if self._session.bind.dialect.name != "postgresql":
+            return await self.get(session_id)
+        # populate_existing: what another unit committed while we waited for the lock is what
+        # the checks after it must see, not a copy read earlier in this unit.
+        row = await self._session.get(
+            SessionRow, session_id, with_for_update=True, populate_existing=True
+        )
+        return mapping.session(row) if row else None
+
     async def update(
         self, session_id: uuid.UUID, *, title: str | None, default_mode: TurnMode | None
     ) -> Session:

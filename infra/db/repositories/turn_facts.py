@@ -103,8 +103,11 @@ class SqlUsageRepository:
 class SqlEventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        # What this unit staged, in order: the unit of work publishes it after its commit.
+        self.staged: list[TurnEvent] = []
 
     async def add(self, events: Sequence[TurnEvent]) -> None:
+        self.staged.extend(events)
         self._session.add_all(
             TurnEventRow(
                 id=uuid.uuid4(),

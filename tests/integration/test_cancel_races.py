@@ -1,0 +1,125 @@
+"""cancelTurn where it used to miss: while the manager routes, and while Redis is down."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.enums import CallKind
+from graph.app import create_app
+from infra.db.engine import Database
+from infra.settings import Settings
+from tests.conftest import Actor, GraphQL
+from tests.fakes.openai_script import FakeResponse
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.integration.test_redis_broker import PrivateRedis
+from tests.integration.test_turn_guarantees import (
+    CANCEL,
+    RUN,
+    TURN,
+    _uuid_of_turn,
+    finished_events,
+    hold_calls,
+    new_session,
+    run_input,
+    turn_row,
+    usage_of,
+)
+from tests.turns_support import eventually
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_cancelling_while_the_manager_routes_stops_its_call_and_meters_it(
+    turn_app: Any,
+    turn_gql: GraphQL,
+    alice: Actor,
+    fake_openai: FakeOpenAIServer,
+    database: Database,
+) -> None:
+    # given: an ORCHESTRATOR turn whose manager has not answered (held until cancelled: a call
+    # to the fake HTTP server would be ended by its read timeout on a loaded machine)
+    held = hold_calls(turn_app, CallKind.MANAGER_ROUTING)
+    session = await new_session(turn_gql, alice)
+    started = await turn_gql(
+        RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
+    )
+    turn_id = started["data"]["runTurn"]["id"]
+    await asyncio.wait_for(held.called.wait(), 10)
+
+    # when
+    cancelled = await turn_gql(CANCEL, {"id": turn_id}, as_=alice)
+
+    # then: the turn is cancelled, the manager's call was stopped, metered as it ended, and
+    # no agent was asked
+    assert cancelled["data"]["cancelTurn"]["status"] == "CANCELLED", cancelled
+    assert held.cancelled
+    assert await usage_of(database, _uuid_of_turn(turn_id)) == [
+        ("MANAGER_ROUTING", False, "PROVIDER_CANCELLED")
+    ]
+    assert fake_openai.requests() == []
+    turn = (await turn_gql(TURN, {"id": turn_id}, as_=alice))["data"]["turn"]
+    assert (turn["status"], turn["messages"]) == ("CANCELLED", [])
+    kinds = [kind for _, kind in await finished_events(database, _uuid_of_turn(turn_id))]
+    assert kinds == ["TurnStarted", "TurnFinished"]
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own on a free port, to stop (never the shared one)."""
+    server = PrivateRedis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.mark.redis
+async def test_cancelling_on_another_process_while_redis_is_down_still_stops_the_turn(
+    turn_settings: Settings,
+    private_redis: PrivateRedis,
+    alice: Actor,
+    fake_openai: FakeOpenAIServer,
+    database: Database,
+) -> None:
+    # given: two API processes on one Redis; a slow turn runs on A
+    both = turn_settings.model_copy(
+        update={"redis_url": private_redis.url, "redis_key_prefix": "outage"}
+    )
+    fake_openai.set_default(
+        FakeResponse(content=" ".join(f"w{n}" for n in range(100)), token_delay=0.1),
+        model="qwen-plus",
+    )
+    app_a = create_app(both, migrate_on_start=False)
+    app_b = create_app(both, migrate_on_start=False)
+    async with (
+        app_a.router.lifespan_context(app_a),
+        app_b.router.lifespan_context(app_b),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_a), base_url="http://a") as a,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_b), base_url="http://b") as b,
+    ):
+        gql_a, gql_b = GraphQL(a), GraphQL(b)
+        session = await new_session(gql_a, alice)
+        started = await gql_a(RUN, run_input(session, waitForCompletion=False), as_=alice)
+        turn_id = started["data"]["runTurn"]["id"]
+
+        async def streaming() -> bool:
+            return bool(fake_openai.requests(model="qwen-plus"))
+
+        await eventually(streaming)
+
+        # when: Redis goes away, and the cancel is sent to B
+        private_redis.kill()
+        cancelled = await gql_b(CANCEL, {"id": turn_id}, as_=alice)
+
+        # then: B answers once the turn has stopped (A's heartbeat saw the flag), not before
+        assert "errors" not in cancelled, cancelled
+        assert cancelled["data"]["cancelTurn"]["status"] == "CANCELLED", cancelled
+        assert (await turn_row(database, _uuid_of_turn(turn_id)))[0] == "CANCELLED"
+        [call] = fake_openai.requests(model="qwen-plus")
+        assert call.disconnected_at is not None
