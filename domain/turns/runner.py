@@ -330,7 +330,7 @@ class TurnRun:
             payload = {"agent_key": agent.key, "position": position, "text": text}
             return self._event(TurnEventType.AGENT_DELTA, payload)
 
-        return DeltaPublisher(self._publish, delta)
+        return DeltaPublisher(self._publish_deltas, delta)
 
     def _skipped(self, agent: RosterAgent, model: Model, position: int) -> _AgentOutcome:
         return _AgentOutcome(
@@ -574,6 +574,10 @@ class TurnRun:
             at=utcnow(),
             payload=payload,
         )
+
+    async def _publish_deltas(self, events: Sequence[TurnEvent]) -> None:
+        # Deltas are not durable, so no commit publishes them: the runner does, as they come.
+        await self.deps.publisher.publish(tuple(events))
 
 
 async def _stop(call: asyncio.Future[Any]) -> None:
