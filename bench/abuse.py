@@ -75,6 +75,10 @@ def pantheon_server(data_dir: Path) -> Iterator[tuple[str, str]]:
     env.update(
         PANTHEON_DATA_DIR=str(data_dir / "data"),
         PANTHEON_MAX_RUNNING_TURNS_PER_USER=str(SESSIONS),
+        # The request limit would refuse the victim's own loop (hundreds a second) and cap the
+        # abusers: raised, so the figures measure what one admitted heavy query costs the loop.
+        PANTHEON_RATE_LIMIT_REQUESTS_PER_MINUTE="100000000",
+        PANTHEON_RATE_LIMIT_TURNS_PER_MINUTE="100000000",
         PANTHEON_LOG_LEVEL="WARNING",
     )
     pantheon = ROOT / ".venv" / "bin" / "pantheon"

@@ -532,6 +532,10 @@ def main() -> None:
                 "PANTHEON_DATA_DIR": str(tmp / "data"),
                 "PANTHEON_DB_POOL_SIZE": str(min(args.turns, 40)),
                 "PANTHEON_MAX_RUNNING_TURNS_PER_USER": str(args.turns),
+                # Rate limits on but out of the way: one user runs every turn.
+                "PANTHEON_RATE_LIMIT_REQUESTS_PER_MINUTE": "100000000",
+                "PANTHEON_RATE_LIMIT_TURNS_PER_MINUTE": "100000000",
+                "PANTHEON_RATE_LIMIT_TOKENS_PER_MINUTE": "100000000000",
                 # one user holds every subscriber's socket (one per turn, plus the warm-up's)
                 "PANTHEON_MAX_WEBSOCKETS_PER_USER": str(args.turns + 10),
                 "PANTHEON_SUMMARY_THRESHOLD": "1000000",

@@ -554,6 +554,11 @@ def main() -> None:
             "PANTHEON_DB_POOL_SIZE": str(pool_size),
             "PANTHEON_DB_MAX_OVERFLOW": str(args.db_max_overflow),
             "PANTHEON_MAX_RUNNING_TURNS_PER_USER": str(args.concurrency),
+            # The rate limits stay on (their checks are part of what is measured), high enough
+            # that the bench's users are never refused.
+            "PANTHEON_RATE_LIMIT_REQUESTS_PER_MINUTE": "100000000",
+            "PANTHEON_RATE_LIMIT_TURNS_PER_MINUTE": "100000000",
+            "PANTHEON_RATE_LIMIT_TOKENS_PER_MINUTE": "100000000000",
         }
         port = stack.enter_context(child("pantheon", tmp / "pantheon.log", env))
         kind = "SQLite (temp file)" if url.startswith("sqlite") else "PostgreSQL (fresh database)"

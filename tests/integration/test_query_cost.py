@@ -3,6 +3,7 @@ variables and fragments, introspection, subscriptions, and the `rateLimit` field
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -73,13 +74,12 @@ async def test_rate_limit_reports_the_operations_cost(gql: GraphQL, alice: Actor
         "{ rateLimit { cost maxCost requestsRemaining resetAt } me { id } }", as_=alice
     )
 
-    # rateLimit { 4 scalars } = 5, me { id } = 2; no request limiter here: nulls.
-    assert body["data"]["rateLimit"] == {
-        "cost": 7,
-        "maxCost": Settings().max_query_cost,
-        "requestsRemaining": None,
-        "resetAt": None,
-    }
+    # rateLimit { 4 scalars } = 5, me { id } = 2; this is the user's first request of the minute.
+    limits = body["data"]["rateLimit"]
+    assert (limits["cost"], limits["maxCost"]) == (7, Settings().max_query_cost)
+    assert limits["requestsRemaining"] == Settings().rate_limit_requests_per_minute - 1
+    reset_at = datetime.fromisoformat(limits["resetAt"])
+    assert timedelta(0) < reset_at - datetime.now(UTC) <= timedelta(seconds=60)
 
 
 async def cost_of(gql: GraphQL, actor: Actor, selection: str, **extra: Any) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from domain.llm import ChatMessage, estimate_prompt_tokens
 from infra.db.engine import Database
 from infra.db.models import SessionSummaryRow
+from infra.settings import Settings
 from tests.conftest import Actor, GraphQL
 from tests.fakes.openai_script import FakeResponse, RecordedRequest
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -56,6 +57,13 @@ def history_of(request: RecordedRequest) -> tuple[str | None, list[str]]:
         summary, rest = rest[0]["content"], rest[1:]
     assert [m["role"] for m in rest] == ["user", "assistant"] * (len(rest) // 2)
     return summary, [m["content"] for m in rest if m["role"] == "user"]
+
+
+@pytest.fixture
+def turn_settings(turn_settings: Settings) -> Settings:
+    # 200 turns in well under a minute: above the default per-minute turn limit, which this test
+    # is not about.
+    return turn_settings.model_copy(update={"rate_limit_turns_per_minute": 10 * TURNS})
 
 
 @pytest.mark.timeout(180)
