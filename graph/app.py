@@ -43,6 +43,7 @@ from graph.schema import build_schema
 from graph.sockets.guard import WebSocketGuardMiddleware, guarded_socket
 from infra.db import commits
 from infra.db.faults import database_fault
+from infra.faults import infra_fault
 from infra.settings import Settings
 
 log = logging.getLogger("pantheon.app")
@@ -194,7 +195,7 @@ def create_app(
     app.add_middleware(
         WebSocketGuardMiddleware, max_message_bytes=settings.max_websocket_message_bytes
     )
-    app.add_middleware(RequestIdMiddleware, infra_fault=database_fault)  # even a refused body
+    app.add_middleware(RequestIdMiddleware, infra_fault=infra_fault)  # even a refused body
     _cors(app, settings)  # outermost: every answer, errors included, carries the CORS headers
     return app
 

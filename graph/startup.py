@@ -28,7 +28,6 @@ from infra.catalog.loader import Catalog, load_catalog
 from infra.db import migrate
 from infra.db.engine import Database, open_configured_database
 from infra.db.event_reads import SqlOutboxReads
-from infra.db.faults import database_fault
 from infra.db.reads import SqlReadStore
 from infra.db.report_reads import SqlReportReads
 from infra.db.summary_reads import SqlSummaryReads
@@ -36,8 +35,9 @@ from infra.db.turn_reads import SqlTurnReads
 from infra.db.uow import SqlUnitOfWork
 from infra.events.memory import InMemoryEventBroker
 from infra.events.redis_broker import RedisEventBroker
+from infra.faults import infra_fault
 from infra.llm.registry import build_gateway
-from infra.rate_limits import LimitsCounterStore, memory_counters, redis_counters
+from infra.rate_limits import CounterStores, memory_counters, redis_counters
 from infra.settings import Settings
 from infra.sockets.redis_coordinator import RedisSocketCoordinator
 
@@ -54,7 +54,7 @@ class Started:
     owns_gateway: bool
     runtime: Runtime
     broker: EventBroker | None = None
-    counters: LimitsCounterStore | None = None
+    counters: CounterStores | None = None
 
 
 def open_db(settings: Settings) -> Database:
@@ -161,7 +161,7 @@ def build_broker(settings: Settings) -> EventBroker:
     return InMemoryEventBroker(retention_seconds=settings.event_retention_seconds)
 
 
-def build_counters(settings: Settings) -> LimitsCounterStore:
+def build_counters(settings: Settings) -> CounterStores:
     """The rate limits' counters: on Redis when PANTHEON_REDIS_URL is set (shared by every
     process), else in memory (this process only)."""
     if settings.redis_url:
@@ -195,7 +195,7 @@ def build_runtime(
     gateway: LLMGateway,
     *,
     broker: EventBroker | None = None,
-    counters: LimitsCounterStore | None = None,
+    counters: CounterStores | None = None,
 ) -> Runtime:
     turns = turn_settings(settings, catalog)
     if broker is None:
@@ -243,7 +243,7 @@ def build_runtime(
         rate_limiter=limiter,
         trusted_proxies=settings.trusted_proxy_networks,
         sockets=build_socket_registry(settings),
-        infra_fault=database_fault,
+        infra_fault=infra_fault,
     )
 
 

@@ -29,7 +29,7 @@ from tests import db as testdb
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.turns_support import write_fake_catalog
 
-pytest_plugins = ["tests.fakes.fixtures", "tests.statement_log"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.statement_log", "tests.private_redis"]
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

@@ -36,7 +36,7 @@ _CHAIN_LIMIT = 16
 def database_unavailable(error: BaseException) -> bool:
     """True when `error` (or what caused it) says the database is unreachable or its pool is
     exhausted, i.e. the same request may well work a moment later."""
-    return any(_is_fault(link) for link in _chain(error))
+    return any(_is_fault(link) for link in exception_chain(error))
 
 
 def database_fault(error: BaseException) -> str | None:
@@ -48,12 +48,12 @@ def database_fault(error: BaseException) -> str | None:
 def describe(error: BaseException) -> str:
     """One safe line for an operator: exception types only (messages may embed values), except
     for OSErrors, whose text is the address and the errno's meaning."""
-    for link in _chain(error):
+    for link in exception_chain(error):
         if isinstance(link, sa.TimeoutError):
             return "the connection pool is exhausted (PANTHEON_DB_POOL_TIMEOUT_SECONDS passed)"
         if isinstance(link, OSError) and not isinstance(link, TimeoutError):
             return f"{type(link).__name__}: {' '.join(str(link).split())}"
-    names = [type(link).__name__ for link in _chain(error)]
+    names = [type(link).__name__ for link in exception_chain(error)]
     return " <- ".join(dict.fromkeys(names))
 
 
@@ -80,7 +80,7 @@ def _raised_in_database_code(traceback: TracebackType | None) -> bool:
     return False
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen and len(seen) < _CHAIN_LIMIT:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,6 @@ from infra.settings import Settings
 from tests.conftest import Actor, GraphQL
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.integration.test_redis_broker import PrivateRedis
 from tests.integration.test_turn_guarantees import (
     CANCEL,
     RUN,
@@ -29,6 +27,7 @@ from tests.integration.test_turn_guarantees import (
     turn_row,
     usage_of,
 )
+from tests.private_redis import PrivateRedis
 from tests.turns_support import eventually
 
 pytestmark = pytest.mark.timeout(60)
@@ -66,17 +65,6 @@ async def test_cancelling_while_the_manager_routes_stops_its_call_and_meters_it(
     assert (turn["status"], turn["messages"]) == ("CANCELLED", [])
     kinds = [kind for _, kind in await finished_events(database, _uuid_of_turn(turn_id))]
     assert kinds == ["TurnStarted", "TurnFinished"]
-
-
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    """A redis-server of this test's own on a free port, to stop (never the shared one)."""
-    server = PrivateRedis()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.kill()
 
 
 @pytest.mark.redis

@@ -23,6 +23,7 @@ from infra.db.uow import SqlUnitOfWork
 from infra.settings import Settings
 from tests.conftest import Actor, running_app
 from tests.integration.test_cli import free_port
+from tests.private_redis import PrivateRedis
 
 ME = "{ me { handle } }"
 CREATE_SESSION = 'mutation { createSession(input: {title: "x"}) { id } }'
@@ -215,3 +216,30 @@ async def test_a_mutation_waiting_on_an_exhausted_pool_is_service_unavailable(
 
         # then
         assert_unavailable(response)
+
+
+# --- Redis is down ----------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_while_redis_is_down_requests_are_served_and_still_rate_limited(
+    settings: Settings, private_redis: PrivateRedis, alice: Actor
+) -> None:
+    # given: the rate limits' counters (and the events) on a Redis that is gone after the start
+    on_redis = settings.model_copy(
+        update={
+            "redis_url": private_redis.url,
+            "redis_key_prefix": "redis-down",
+            "rate_limit_requests_per_minute": 2,
+        }
+    )
+    async with running_app(on_redis) as (_, gql):
+        private_redis.kill()
+
+        # when: three requests of one user
+        answers = [await post(gql.client, ME, alice) for _ in range(3)]
+
+    # then: no internal error and no 503 for everyone: this process counts in memory meanwhile
+    assert [answer.status_code for answer in answers] == [200, 200, 429], answers[-1].text
+    assert answers[1].headers["x-ratelimit-remaining"] == "0"
+    assert answers[2].json()["errors"][0]["extensions"]["limit"] == "requests"

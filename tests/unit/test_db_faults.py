@@ -61,3 +61,15 @@ def test_errors_that_are_not_about_reaching_the_database_are_not_faults() -> Non
     # a connection error outside database code (e.g. an HTTP call) is someone else's business
     assert database_fault(raised(ConnectionRefusedError(111, "refused"))) is None
     assert database_fault(raised(FileNotFoundError(2, "missing"))) is None
+
+
+def test_redis_unreachable_is_an_infrastructure_fault_and_other_redis_errors_are_not() -> None:
+    from redis import exceptions as redis_errors
+
+    from infra.faults import infra_fault
+
+    refused = redis_errors.ConnectionError("Error 111 connecting to 127.0.0.1:6390.")
+    assert infra_fault(raised(refused)) == "Redis is unreachable (ConnectionError)"
+    assert infra_fault(raised(redis_errors.TimeoutError("Timeout reading"))) is not None
+    assert infra_fault(raised(redis_errors.ResponseError("WRONGTYPE"))) is None
+    assert infra_fault(raised(sa.TimeoutError("QueuePool limit"))) is not None  # the database's
