@@ -5,7 +5,8 @@ task where it awaits, so CPU-bound work (resolving and serializing a huge result
 whatever the deadline; the query cost limit (graph/cost/model.py) is the defence against heavy
 queries. It wraps the execution of every query and mutation, over HTTP and WebSocket alike;
 subscriptions never pass through it, and `runTurn(waitForCompletion: true)` lifts the deadline:
-a turn may legitimately take minutes.
+a turn may legitimately take minutes. `cancelTurn` moves it later by its own bounded wait for the
+turn to close.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ def lift_deadline() -> None:
     deadline = _deadline.get()
     if deadline is not None:
         deadline.reschedule(None)
+
+
+def extend_deadline(seconds: float) -> None:
+    """For an operation that waits on purpose, bounded by its own `seconds` (cancelTurn waiting
+    for the turn to close): the deadline moves that much later, so the wait is not cut short."""
+    deadline = _deadline.get()
+    when = deadline.when() if deadline is not None else None
+    if deadline is not None and when is not None:
+        deadline.reschedule(when + seconds)
 
 
 def timed_out(seconds: float) -> ExecutionResult:

@@ -17,7 +17,7 @@ from domain.turns.records import Turn
 from graph.context import Info
 from graph.enums import TurnMode
 from graph.ids import uuid_of
-from graph.operation_timeout import lift_deadline
+from graph.operation_timeout import extend_deadline, lift_deadline
 from graph.permissions import IsAuthenticated
 from graph.turns.types import TurnNode
 
@@ -112,6 +112,9 @@ class TurnMutations:
         )
         if turn.status is not TurnStatus.RUNNING:
             return TurnNode.from_record(turn)
+        # The wait below is bounded by itself: the operation timeout must not cut it short and
+        # answer TIMEOUT for a cancel that is about to be seen.
+        extend_deadline(CANCEL_WAIT_SECONDS)
         task = runtime.supervisor.task_for(turn.id)
         if task is not None:  # it runs here: stop it and wait for its close
             runtime.supervisor.cancel_local(turn.id)

@@ -12,7 +12,7 @@ from domain.enums import CallKind
 from graph.app import create_app
 from infra.db.engine import Database
 from infra.settings import Settings
-from tests.conftest import Actor, GraphQL
+from tests.conftest import Actor, GraphQL, running_app
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.test_turn_guarantees import (
@@ -65,6 +65,28 @@ async def test_cancelling_while_the_manager_routes_stops_its_call_and_meters_it(
     assert (turn["status"], turn["messages"]) == ("CANCELLED", [])
     kinds = [kind for _, kind in await finished_events(database, _uuid_of_turn(turn_id))]
     assert kinds == ["TurnStarted", "TurnFinished"]
+
+
+async def test_a_cancel_that_waits_past_the_operation_timeout_still_answers_cancelled(
+    turn_settings: Settings, alice: Actor
+) -> None:
+    # given: a short operation timeout, and a manager call that takes longer than it to end
+    # once cancelled (as a provider connection may take to close)
+    short = turn_settings.model_copy(update={"operation_timeout_seconds": 0.5})
+    async with running_app(short) as (app, gql):
+        held = hold_calls(app, CallKind.MANAGER_ROUTING, linger=1.5)
+        session = await new_session(gql, alice)
+        started = await gql(
+            RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
+        )
+        await asyncio.wait_for(held.called.wait(), 10)
+
+        # when: cancelTurn waits for the turn to close, longer than the operation timeout
+        cancelled = await gql(CANCEL, {"id": started["data"]["runTurn"]["id"]}, as_=alice)
+
+    # then: its own bounded wait is not cut short into a TIMEOUT
+    assert "errors" not in cancelled, cancelled
+    assert cancelled["data"]["cancelTurn"]["status"] == "CANCELLED"
 
 
 @pytest.mark.redis

@@ -544,9 +544,10 @@ class HeldCalls:
     fake HTTP server that hangs is ended by the provider's own read timeout (2 s here), and on a
     loaded machine the stop came after it (a PROVIDER_TIMEOUT attempt, then a retry)."""
 
-    def __init__(self, inner: LLMGateway, kind: CallKind) -> None:
+    def __init__(self, inner: LLMGateway, kind: CallKind, *, linger: float = 0.0) -> None:
         self._inner = inner
         self._kind = kind
+        self._linger = linger  # how long a cancelled call takes to end (closing its connection)
         self.called = asyncio.Event()
         self.cancelled = False
 
@@ -560,6 +561,8 @@ class HeldCalls:
             await asyncio.Event().wait()  # never answers; only a cancel ends it
         except asyncio.CancelledError:
             self.cancelled = True
+            if self._linger:
+                await asyncio.sleep(self._linger)
             raise
         finally:
             recorder.abandon()
@@ -571,10 +574,10 @@ class HeldCalls:
         await self._inner.aclose()
 
 
-def hold_calls(turn_app: Any, kind: CallKind) -> HeldCalls:
+def hold_calls(turn_app: Any, kind: CallKind, *, linger: float = 0.0) -> HeldCalls:
     """Holds the calls of `kind` of turns started from now on."""
     supervisor = turn_app.state.runtime.supervisor
-    held = HeldCalls(supervisor.deps.gateway, kind)
+    held = HeldCalls(supervisor.deps.gateway, kind, linger=linger)
     supervisor.deps = replace(supervisor.deps, gateway=held)
     return held
 
