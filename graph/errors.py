@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from domain.errors import PantheonError
 from graph.request_context import current_request_id
@@ -50,7 +52,16 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        self._code_errors(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        # Streaming transports (operations over WebSocket, HTTP multipart) send each result as
+        # it is yielded, before `on_operation` resumes: code it here first. (Coded errors pass
+        # `coded` unchanged, so `on_operation` does not code or log them twice.)
+        self._code_errors(result)
+        yield
+
+    def _code_errors(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
         if result is not None and errors:
             suggest = _is_admin(self.execution_context.context)
@@ -62,6 +73,9 @@ class ErrorCodes(SchemaExtension):
         original = error.original_error
         if isinstance(original, PantheonError):
             return _with_code(error, original.message, original.code, **original.extensions)
+        if isinstance(original, InvalidOperationTypeError):
+            # e.g. a query sent with `Accept: multipart/mixed`, which serves only subscriptions
+            return _with_code(error, f"{error.message} over this transport", "BAD_REQUEST")
         if original is None or isinstance(original, GraphQLError):
             # Suggestions map the schema for whoever probes it: only admins get them.
             message = error.message if suggest else SUGGESTION.sub("", error.message)

@@ -211,3 +211,39 @@ async def test_a_query_over_websocket_is_timed_out_too(settings: Settings, alice
     assert refused.value.errors is not None
     assert [error["extensions"]["code"] for error in refused.value.errors] == ["TIMEOUT"]
     assert served == {"me": {"handle": "alice"}}
+
+
+# --- operations over the streaming transports keep their codes -----------------------------
+
+
+async def test_a_query_over_websocket_gets_its_errors_code(
+    settings: Settings, alice: Actor
+) -> None:
+    # given: a socket of alice's; a turn id that names no turn
+    missing = "VHVybjowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA="
+    async with running_app(settings) as (app, _):
+        async for url in serve(app):
+            async with asyncio.timeout(10), Client(transport=transport(url, alice.token)) as ws:
+                # when
+                with pytest.raises(TransportQueryError) as refused:
+                    await ws.execute(
+                        GraphQLRequest(
+                            "query($id: ID!) { turn(id: $id) { id } }",
+                            variable_values={"id": missing},
+                        )
+                    )
+
+    # then: the code a client branches on, as over plain HTTP
+    assert refused.value.errors is not None
+    assert [error["extensions"]["code"] for error in refused.value.errors] == ["NOT_FOUND"]
+
+
+async def test_a_query_sent_as_a_multipart_subscription_is_a_bad_request(
+    gql: GraphQL, alice: Actor, caplog: pytest.LogCaptureFixture
+) -> None:
+    # when: `Accept: multipart/mixed` serves subscriptions only
+    body = await subscribe_over_http(gql, "{ me { id } }", {}, alice)
+
+    # then: the caller's mistake, coded; nothing logged as an unexpected error
+    assert error_codes(body) == ["BAD_REQUEST"], body
+    assert "unexpected error" not in caplog.text
