@@ -29,7 +29,7 @@ from graph import startup
 from graph.client_address import client_address
 from graph.context import Context
 from graph.cost.model import CostModel
-from graph.errors import RETRY_AFTER_SECONDS
+from graph.errors import RETRY_AFTER_SECONDS, UNAVAILABLE_MESSAGE
 from graph.html_headers import html_response
 from graph.http_protocol import GraphQLOverHTTP, unauthenticated
 from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
@@ -103,6 +103,16 @@ class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
             raise ConnectionRejectionError(
                 {"code": refused.code, "message": refused.message, **refused.extensions}
             ) from refused
+        except Exception as error:
+            fault = runtime.infra_fault(error)
+            if fault is None:
+                raise
+            # The socket is refused like any request that could not reach the database: one
+            # line in the log, a retryable code for the client, no traceback.
+            log.warning("socket refused: infrastructure unavailable: %s", fault)
+            raise ConnectionRejectionError(
+                {"code": "SERVICE_UNAVAILABLE", "message": UNAVAILABLE_MESSAGE}
+            ) from None
         if context.viewer is None:
             raise ConnectionRejectionError(
                 {"code": "UNAUTHENTICATED", "message": IsAuthenticated.message}

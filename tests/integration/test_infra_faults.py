@@ -23,6 +23,8 @@ from infra.db.uow import SqlUnitOfWork
 from infra.settings import Settings
 from tests.conftest import Actor, running_app
 from tests.integration.test_cli import free_port
+from tests.integration.test_rate_limits import _connection_init as connection_init
+from tests.integration.test_subscriptions import _serve as serve
 from tests.private_redis import PrivateRedis
 
 ME = "{ me { handle } }"
@@ -243,3 +245,19 @@ async def test_while_redis_is_down_requests_are_served_and_still_rate_limited(
     assert [answer.status_code for answer in answers] == [200, 200, 429], answers[-1].text
     assert answers[1].headers["x-ratelimit-remaining"] == "0"
     assert answers[2].json()["errors"][0]["extensions"]["limit"] == "requests"
+
+
+async def test_a_socket_whose_token_check_cannot_reach_the_database_is_refused_in_one_line(
+    app: Any, alice: Actor, down: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: the token lookup of `connection_init` hits the dead database
+    app.state.runtime = dataclasses.replace(app.state.runtime, reads=SqlReadStore(down.reads))
+
+    # when
+    async for url in serve(app):
+        reply = await connection_init(url, alice)
+
+    # then: refused as graphql-transport-ws refuses (4403), logged as a fault, not a crash
+    assert reply == 4403
+    assert "socket refused: infrastructure unavailable" in caplog.text
+    assert "Traceback" not in caplog.text
