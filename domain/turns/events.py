@@ -126,16 +126,21 @@ class EventSubscription(Protocol):
     async def aclose(self) -> None: ...
 
 
-class EventBroker(EventPublisher, Protocol):
+class RetainingPublisher(EventPublisher, Protocol):
+    """A publisher that keeps what it published for a while (deltas included): recovery reads
+    what a dead runner had streamed from it."""
+
+    async def retained(self, turn_id: uuid.UUID, *, after: int) -> list[TurnEvent]:
+        """The turn's events still retained (deltas included), after `after`, in order."""
+        ...
+
+
+class EventBroker(RetainingPublisher, Protocol):
     """Fan-out of turn events, in one process (in memory) or across processes (Redis)."""
 
     def subscribe_turn(self, turn_id: uuid.UUID, *, buffer: int) -> EventSubscription: ...
 
     def subscribe_session(self, session_id: uuid.UUID, *, buffer: int) -> EventSubscription: ...
-
-    async def retained(self, turn_id: uuid.UUID, *, after: int) -> list[TurnEvent]:
-        """The turn's events still retained (deltas included), after `after`, in order."""
-        ...
 
     async def request_cancel(self, turn_id: uuid.UUID) -> None:
         """Tells every process that a turn should stop (the DB flag stays the source of truth;

@@ -10,15 +10,16 @@ next call is — without a commit of its own per call:
   for the turn (the same rule the runner applies, on the same committed memory).
 
 Recovery cannot tell a call that was sent from one about to be: it assumes the request left,
-because a vendor may bill it. Each call in flight becomes one `ESTIMATED` usage row (the prompt
-the runner built, re-built here from the same committed facts, plus any text already stored:
-none, since a reply's text is stored with its message) marked `recovered`.
+because a vendor may bill it. Each call in flight becomes one `ESTIMATED` usage row marked
+`recovered`: the prompt the runner built, re-built here from the same committed facts, plus the
+text the call had already streamed — an agent's deltas, which the broker retains for its replay
+window (Redis outlives the dead process; the in-memory broker died with it) — as completion.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from domain.enums import AgentMessageStatus, CallKind, TurnMode
@@ -47,6 +48,8 @@ class RecoveryFacts:
     memory: SessionMemory
     events: Sequence[TurnEvent]  # the turn's durable events
     messages: Sequence[AgentMessage]  # the turn's stored agent messages
+    # What each agent position had streamed, from the broker's retained deltas (streamed_replies)
+    streamed: Mapping[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +60,7 @@ class CallInFlight:
     request: LLMRequest
     agent: RosterAgent | None  # the agent answering (AGENT_RESPONSE), else None
     started_at: datetime
+    streamed_text: str = ""  # what the call had streamed before its runner died
 
 
 def calls_in_flight(facts: RecoveryFacts, settings: TurnSettings) -> list[CallInFlight]:
@@ -80,8 +84,9 @@ def calls_in_flight(facts: RecoveryFacts, settings: TurnSettings) -> list[CallIn
 
 
 def recovered_entry(call: CallInFlight, policy: MeteringPolicy) -> UsageEntry:
-    """The usage row of a call a dead runner had in flight: its prompt, estimated."""
-    usage = estimate_usage(call.request.messages, "")
+    """The usage row of a call a dead runner had in flight: its prompt and what it had
+    streamed, estimated."""
+    usage = estimate_usage(call.request.messages, call.streamed_text)
     return UsageEntry(
         call_kind=call.kind,
         billing_category=policy.category(call.kind),
@@ -135,7 +140,18 @@ def _agent_call(facts: RecoveryFacts, started: TurnEvent) -> list[CallInFlight]:
         earlier=earlier,
     )
     position = _position(started)
-    return [_call(CallKind.AGENT_RESPONSE, position, model, prompt.request, agent, started.at)]
+    call = _call(CallKind.AGENT_RESPONSE, position, model, prompt.request, agent, started.at)
+    return [replace(call, streamed_text=facts.streamed.get(position, ""))]
+
+
+def streamed_replies(retained: Sequence[TurnEvent]) -> dict[int, str]:
+    """The text each agent position streamed, joined from a turn's retained deltas (in
+    sequence order, merged deltas included)."""
+    parts: dict[int, list[str]] = {}
+    for event in retained:
+        if event.type is TurnEventType.AGENT_DELTA:
+            parts.setdefault(_position(event), []).append(str(event.payload.get("text", "")))
+    return {position: "".join(texts) for position, texts in parts.items()}
 
 
 def _summary_call(facts: RecoveryFacts, settings: TurnSettings) -> list[CallInFlight]:

@@ -38,7 +38,7 @@ from domain.turns.budget_guard import TurnBudget
 from domain.turns.context import AgentPrompt, EarlierReply, PastTurn, build_prompt
 from domain.turns.contracts import ContextAudit, RosterAgent, RoutingDecision
 from domain.turns.deltas import DeltaPublisher
-from domain.turns.events import EventPublisher, TurnEvent, TurnEventType
+from domain.turns.events import RetainingPublisher, TurnEvent, TurnEventType
 from domain.turns.metering import UsageEntry, usage_entries
 from domain.turns.ports import NewAgentMessage, TurnClose, TurnUnitOfWork
 from domain.turns.service import StartedTurn, routing_events
@@ -51,7 +51,7 @@ log = logging.getLogger("pantheon.turns.runner")
 class RunnerDeps:
     new_uow: Callable[[], TurnUnitOfWork]
     gateway: LLMGateway
-    publisher: EventPublisher
+    publisher: RetainingPublisher
     settings: TurnSettings
     rate_limiter: RateLimiter = UNLIMITED  # settles each turn's tokens after it
 

@@ -21,7 +21,7 @@ from domain.records import Model, Session, User
 from domain.turns import budget, planning, recovery
 from domain.turns.context import SessionMemory
 from domain.turns.contracts import EMPTY_AUDIT, RosterAgent, RoutingDecision
-from domain.turns.events import EventPublisher, TurnEvent, TurnEventType
+from domain.turns.events import RetainingPublisher, TurnEvent, TurnEventType
 from domain.turns.ports import NewAgentMessage, NewTurn, TurnClose, TurnUnitOfWork
 from domain.turns.rate_admission import estimated_turn_tokens
 from domain.turns.records import Turn
@@ -346,19 +346,20 @@ async def _reread(new_uow: Callable[[], TurnUnitOfWork], turn_id: uuid.UUID) -> 
 
 async def fail_expired_turns(
     new_uow: Callable[[], TurnUnitOfWork],
-    publisher: EventPublisher,
+    publisher: RetainingPublisher,
     settings: TurnSettings | None = None,
 ) -> list[TurnEvent]:
     """Marks turns whose runner's lease expired (its process died) FAILED and writes their
     TurnFinished. A live runner renews its lease, so its turn is never taken. The call the dead
     runner had in flight is metered (domain/turns/recovery.py): an `ESTIMATED` usage row marked
-    `recovered`, with a FAILED message when it was an agent's."""
+    `recovered`, with a FAILED message (holding what it had streamed) when it was an agent's."""
     settings = settings or TurnSettings()
     finished: list[TurnEvent] = []
     async with new_uow() as uow:
         now = utcnow()
         for turn in await uow.turns.expired_running(now=now, limit=100):
-            facts = await _recovery_facts(uow, turn, settings)
+            streamed = recovery.streamed_replies(await publisher.retained(turn.id, after=0))
+            facts = await _recovery_facts(uow, turn, settings, streamed)
             closed = await uow.turns.close(
                 turn.id,
                 TurnClose(
@@ -393,7 +394,7 @@ async def fail_expired_turns(
 
 
 async def _recovery_facts(
-    uow: TurnUnitOfWork, turn: Turn, settings: TurnSettings
+    uow: TurnUnitOfWork, turn: Turn, settings: TurnSettings, streamed: dict[int, str]
 ) -> recovery.RecoveryFacts:
     roster = await uow.turns.roster(turn.session_id)
     aliases = {a.model_alias for a in roster} | {settings.manager_model, settings.summarizer_model}
@@ -404,6 +405,7 @@ async def _recovery_facts(
         memory=await uow.turns.memory(turn.session_id),
         events=await uow.events.of_turn(turn.id),
         messages=await uow.messages.of_turn(turn.id),
+        streamed=streamed,
     )
 
 
@@ -424,7 +426,7 @@ async def _meter_recovered(
                 agent_id=call.agent.id,
                 position=call.position,
                 status=AgentMessageStatus.FAILED,
-                content="",
+                content=call.streamed_text,
                 error_code=recovery.RECOVERED_ERROR,
                 error_message="the runner of this turn stopped while this agent was answering",
                 model_alias=call.model.alias,

@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 
 from domain.clock import utcnow
-from domain.turns.events import EventPublisher
+from domain.turns.events import RetainingPublisher
 from domain.turns.ports import LeaseStatus
 from domain.turns.runner import RunnerDeps, TurnRun
 from domain.turns.service import StartedTurn, fail_expired_turns
@@ -31,7 +31,7 @@ class TurnSupervisor:
         self._heartbeat: asyncio.Task[None] | None = None
 
     @property
-    def publisher(self) -> EventPublisher:
+    def publisher(self) -> RetainingPublisher:
         return self.deps.publisher
 
     def launch(self, started: StartedTurn) -> asyncio.Task[None]:

@@ -2,15 +2,19 @@
 an agent's provider call is in flight; a second process recovers the turn, and the ledger holds
 that call — an ESTIMATED usage row of the prompt that was sent, marked `recovered`.
 
-Real OS processes on a PostgreSQL database of this module's own (started as an operator would,
-see test_two_processes.py), every model answered by the fake OpenAI server, which holds the call
-open until the killed process's connection drops.
+Real OS processes on a PostgreSQL database of this module's own and Redis under a key prefix of
+its own (started as an operator would, see test_two_processes.py), every model answered by the
+fake OpenAI server, which holds the call open until the killed process's connection drops. What
+the call had streamed before the kill (deltas retained in Redis) is metered as its completion.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -20,8 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
-from domain.llm import ChatMessage, estimate_prompt_tokens
+from domain.llm import ChatMessage, estimate_prompt_tokens, estimate_tokens
 from tests import db as testdb
 from tests.e2e.test_two_processes import _prepare
 from tests.fakes.openai_script import FakeResponse
@@ -29,7 +34,7 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.test_cli import Server, cli_env, running_server
 from tests.turns_support import write_fake_catalog
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(120)]
 
 CREATE = "mutation($input: CreateSessionInput!) { createSession(input: $input) { id } }"
 RUN = "mutation($input: RunTurnInput!) { runTurn(input: $input) { id status } }"
@@ -37,7 +42,7 @@ TURN = """
 query($id: ID!) {
   turn(id: $id) {
     status
-    messages { position status error { code } }
+    messages { position status content error { code } }
     usage {
       callKind agentKey attempt succeeded errorCode tokenSource recovered promptTokens
       completionTokens costUsd billingCategory providerModel
@@ -53,13 +58,17 @@ class Setup:
     env: dict[str, str]
     tmp: Path
     token: str
+    redis_url: str
+    prefix: str
 
 
 @pytest.fixture
 async def setup(tmp_path: Path, fake_openai: FakeOpenAIServer) -> AsyncIterator[Setup]:
     admin_url = testdb.pg_admin_url()
-    if not admin_url:
-        pytest.skip(f"{testdb.PG_URL_ENV} is not set")
+    redis_url = os.environ.get(testdb.REDIS_URL_ENV)
+    if not admin_url or not redis_url:
+        pytest.skip(f"{testdb.PG_URL_ENV} and {testdb.REDIS_URL_ENV} are both needed")
+    prefix = f"pantheon-crash-{uuid.uuid4().hex[:12]}"
     cwd = tmp_path / "work"
     cwd.mkdir()
     catalog = write_fake_catalog(tmp_path / "catalog.toml", fake_openai)
@@ -69,6 +78,8 @@ async def setup(tmp_path: Path, fake_openai: FakeOpenAIServer) -> AsyncIterator[
             tmp_path,
             PANTHEON_DATABASE_URL=database_url,
             PANTHEON_CATALOG_FILE=str(catalog),
+            PANTHEON_REDIS_URL=redis_url,
+            PANTHEON_REDIS_KEY_PREFIX=prefix,
             # Short leases, so the survivor recovers the dead process's turn within seconds.
             PANTHEON_TURN_LEASE_SECONDS="3",
             PANTHEON_TURN_HEARTBEAT_SECONDS="0.5",
@@ -76,9 +87,12 @@ async def setup(tmp_path: Path, fake_openai: FakeOpenAIServer) -> AsyncIterator[
             PANTHEON_SHUTDOWN_GRACE_SECONDS="1",
         )
         token = await asyncio.to_thread(_prepare, cwd, env)
-        yield Setup(cwd=cwd, env=env, tmp=tmp_path, token=token)
+        yield Setup(cwd=cwd, env=env, tmp=tmp_path, token=token, redis_url=redis_url, prefix=prefix)
     finally:
-        await testdb.drop_pg_database(admin_url, database_url)
+        try:
+            await testdb.drop_pg_database(admin_url, database_url)
+        finally:
+            await testdb.delete_redis_keys(redis_url, prefix)
 
 
 def gql(server: Server, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
@@ -137,7 +151,7 @@ async def test_a_call_in_flight_when_its_process_is_killed_is_in_the_ledger(
     # then: B recovered the turn, and the ledger holds the call A had in flight
     assert turn["status"] == "FAILED"
     assert turn["messages"] == [
-        {"position": 1, "status": "FAILED", "error": {"code": "RUNNER_LOST"}}
+        {"position": 1, "status": "FAILED", "content": "", "error": {"code": "RUNNER_LOST"}}
     ]
     [row] = turn["usage"]
     sent = [ChatMessage(role=m["role"], content=m["content"]) for m in request.messages]
@@ -160,3 +174,52 @@ async def test_a_call_in_flight_when_its_process_is_killed_is_in_the_ledger(
     # billed like any call: it counts in the user's month spend
     me = gql(b, setup.token, ME)["me"]
     assert Decimal(me["monthSpendUsd"]) == Decimal(row["costUsd"])
+
+
+async def test_what_a_killed_call_had_streamed_is_metered_as_its_completion(
+    setup: Setup, fake_openai: FakeOpenAIServer, servers: ExitStack
+) -> None:
+    # given: qwen streams a long answer slowly; process A runs a turn that calls it
+    words = [f"word{n}" for n in range(200)]
+    fake_openai.set_default(
+        FakeResponse(content=" ".join(words), token_delay=0.2), model="qwen-plus"
+    )
+    a = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "a.log"))
+    session = gql(a, setup.token, CREATE, {"input": {"agentKeys": ["qwen"]}})
+    run = {"sessionId": session["createSession"]["id"], "message": "@qwen a long story"}
+    started = gql(a, setup.token, RUN, {"input": {**run, "waitForCompletion": False}})
+    turn_id = started["runTurn"]["id"]
+    await streamed_deltas(setup, turn_id, at_least=3)
+
+    # when: A is killed mid-stream, and B starts
+    a.process.kill()
+    a.process.wait(timeout=10)
+    b = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "b.log"))
+    turn = await asyncio.to_thread(
+        wait_for,
+        lambda: (
+            (t := gql(b, setup.token, TURN, {"id": turn_id})["turn"])["status"] != "RUNNING" and t
+        ),
+    )
+
+    # then: the text A had streamed (read back from Redis) is the message's and is metered
+    [message] = turn["messages"]
+    streamed = message["content"]
+    assert streamed, message
+    assert " ".join(words).startswith(streamed), message
+    [row] = turn["usage"]
+    assert (row["recovered"], row["tokenSource"]) == (True, "ESTIMATED")
+    assert row["completionTokens"] == estimate_tokens(streamed) > 0
+
+
+async def streamed_deltas(setup: Setup, turn_id: str, *, at_least: int) -> None:
+    """Waits until the turn's Redis stream holds `at_least` deltas (after its 3 start events)."""
+    turn_uuid = base64.b64decode(turn_id).decode().removeprefix("Turn:")
+    redis = Redis.from_url(setup.redis_url)
+    try:
+        async with asyncio.timeout(30):
+            # Another process writes the stream: there is no event of ours to await.
+            while await redis.xlen(f"{setup.prefix}:turn:{turn_uuid}") < 3 + at_least:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        await redis.aclose()

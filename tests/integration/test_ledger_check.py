@@ -21,6 +21,7 @@ from domain.enums import TurnMode
 from domain.ledger import FindingKind, check_ledger, reconcile
 from domain.records import User
 from domain.turns import service
+from domain.turns.events import TurnEvent
 from domain.turns.settings import TurnSettings
 from graph.ids import uuid_of
 from infra.db.engine import Database
@@ -68,6 +69,9 @@ async def abandoned_and_recovered(database: Database, gql: GraphQL, actor: Actor
 
         async def last_sequence(self, turn_id: uuid.UUID) -> int:
             return 0
+
+        async def retained(self, turn_id: uuid.UUID, *, after: int) -> list[TurnEvent]:
+            return []
 
     recovered = await service.fail_expired_turns(
         lambda: SqlUnitOfWork(database.writes), Quiet(), settings

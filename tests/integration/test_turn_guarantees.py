@@ -805,6 +805,9 @@ async def test_two_sweepers_recover_each_expired_turn_exactly_once(
         async def last_sequence(self, turn_id: uuid.UUID) -> int:
             return 0
 
+        async def retained(self, turn_id: uuid.UUID, *, after: int) -> list[TurnEvent]:
+            return []
+
     # when: two sweepers (separate connections, as two processes would have) race
     results = await asyncio.gather(
         service.fail_expired_turns(new_uow_of(database), Publisher()),

@@ -16,7 +16,7 @@ from domain.enums import (
     TurnMode,
     TurnStatus,
 )
-from domain.llm import estimate_prompt_tokens
+from domain.llm import estimate_prompt_tokens, estimate_tokens
 from domain.records import Model
 from domain.turns import recovery
 from domain.turns.context import PastTurn, SessionMemory
@@ -155,3 +155,25 @@ def test_every_agent_answered_and_a_summary_due_means_the_summary_call_was_in_fl
     assert "Qwen: Qwen answers." in "\n".join(m.content for m in call.request.messages)
     later = facts(t, [started(t, QWEN, 1, 3)], answered, not_due)
     assert recovery.calls_in_flight(later, SETTINGS) == []
+
+
+def test_what_the_agent_in_flight_had_streamed_is_its_estimated_completion() -> None:
+    t = turn(TurnMode.MANUAL, ("qwen", "writer"))
+    events = [started(t, QWEN, 1, 3), started(t, WRITER, 2, 5)]
+
+    def delta(position: int, sequence: int, text: str) -> TurnEvent:
+        return TurnEvent(turn_id=t.id, session_id=t.session_id, sequence=sequence,
+                         type=TurnEventType.AGENT_DELTA, at=AT,
+                         payload={"position": position, "text": text})  # fmt: skip
+
+    retained = [delta(1, 4, "Qwen said so."), delta(2, 6, "Once upon"), delta(2, 7, " a time")]
+    streamed = recovery.streamed_replies(retained)
+    known = replace(facts(t, events, [message(t, QWEN, 1, "Qwen said so.")]), streamed=streamed)
+
+    [call] = recovery.calls_in_flight(known, SETTINGS)
+    entry = recovery.recovered_entry(call, MeteringPolicy())
+
+    assert streamed == {1: "Qwen said so.", 2: "Once upon a time"}
+    assert call.streamed_text == "Once upon a time"
+    assert entry.completion_tokens == estimate_tokens("Once upon a time") > 0
+    assert entry.cost_nano == cost_nano(entry.prompt_tokens, entry.completion_tokens, call.model)
