@@ -76,9 +76,11 @@ def pantheon_server(data_dir: Path) -> Iterator[tuple[str, str]]:
         PANTHEON_DATA_DIR=str(data_dir / "data"),
         PANTHEON_MAX_RUNNING_TURNS_PER_USER=str(SESSIONS),
         # The request limit would refuse the victim's own loop (hundreds a second) and cap the
-        # abusers: raised, so the figures measure what one admitted heavy query costs the loop.
+        # abusers, and seeding's 400 turns exceed the turn and token limits: raised, so the
+        # figures measure what one admitted heavy query costs the loop.
         PANTHEON_RATE_LIMIT_REQUESTS_PER_MINUTE="100000000",
         PANTHEON_RATE_LIMIT_TURNS_PER_MINUTE="100000000",
+        PANTHEON_RATE_LIMIT_TOKENS_PER_MINUTE="100000000000",  # seeding runs 400 turns at once
         PANTHEON_LOG_LEVEL="WARNING",
     )
     pantheon = ROOT / ".venv" / "bin" / "pantheon"
