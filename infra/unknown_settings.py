@@ -17,7 +17,12 @@ from infra.settings import ENV_PREFIX, Settings
 PROVIDER_PREFIX = f"{ENV_PREFIX}PROVIDER_"
 # Read by tests/, .ci/ and scripts/, never by the service.
 TOOLING_VARIABLES = frozenset(
-    {f"{ENV_PREFIX}REQUIRE_BROWSER", f"{ENV_PREFIX}ARTIFACTS_DIR", f"{ENV_PREFIX}BIN"}
+    {
+        f"{ENV_PREFIX}REQUIRE_BROWSER",
+        f"{ENV_PREFIX}ARTIFACTS_DIR",
+        f"{ENV_PREFIX}BIN",
+        f"{ENV_PREFIX}AUDIT_TOKEN",  # scripts/graphql_http_audit.sh
+    }
 )
 TOOLING_PREFIX = f"{ENV_PREFIX}TEST_"
 

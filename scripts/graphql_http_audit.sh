@@ -7,7 +7,7 @@
 #
 # Every operation needs a token (anonymous ones get 401): the audits send one. Against the server
 # this script starts, it is the demo admin's, read from the server log of its first start; against
-# a running server, set PANTHEON_AUDIT_TOKEN (e.g. from `pantheon users create`).
+# a running server, set PANTHEON_AUDIT_TOKEN (e.g. from `pantheon create-user`).
 #
 # Needs node >= 18 (built-in fetch) and npm; graphql-http is installed into a temporary folder
 # (nothing is committed or left behind). PANTHEON_BIN overrides the `pantheon` executable.

@@ -16,6 +16,7 @@ def test_every_settings_field_and_the_documented_extras_are_known() -> None:
         "PANTHEON_REQUIRE_BROWSER": "1",
         "PANTHEON_ARTIFACTS_DIR": "/tmp/a",
         "PANTHEON_BIN": "/usr/bin/pantheon",
+        "PANTHEON_AUDIT_TOKEN": "pnt_x",
         "pantheon_port": "8000",  # pydantic-settings reads names case-insensitively
         "OTHER_VARIABLE": "not ours",
     }
