@@ -182,7 +182,10 @@ def create_app(
         try:
             yield
         finally:
-            await startup.stop(started, settings)
+            try:
+                await startup.stop(started, settings)
+            finally:
+                metrics.process_stopping()
 
     app = FastAPI(title="Pantheon", lifespan=lifespan, docs_url=None, redoc_url=None)
     schema = build_schema(

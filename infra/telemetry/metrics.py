@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from domain.enums import TurnMode, TurnStatus
 from domain.turns.events import TurnEvent
@@ -173,3 +173,12 @@ class PantheonMetrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=directory)
         return registry
+
+    def process_stopping(self) -> None:
+        """At a clean shutdown: drop this process's live gauges from the shared directory (its
+        counters and histograms stay, as they must: they are totals since the directory was
+        created). A worker that dies without this leaves its gauges counted until
+        `mark_process_dead(pid)` is called for it or the directory is emptied at start."""
+        directory = multiprocess_dir()
+        if directory is not None:
+            mark_process_dead(os.getpid(), path=directory)
