@@ -20,15 +20,34 @@ INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
 
 
 class OperationMetrics(SchemaExtension):
+    """A fresh instance per operation. Streamed operations (subscriptions, and anything over
+    WebSocket or multipart) send their results through `on_stream_result`: their errors are read
+    there, and the count is made in a `finally` because a subscription the client stops ends
+    with the stream closed at the `yield`."""
+
+    def __init__(self) -> None:
+        self._streamed: list[GraphQLError] | None = None
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        yield  # after ErrorCodes coded it
+        streamed = self._streamed if self._streamed is not None else []
+        streamed.extend(getattr(result, "errors", None) or [])
+        self._streamed = streamed
+
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        finally:
+            self._count()
+
+    def _count(self) -> None:
         runtime = getattr(self.execution_context.context, "runtime", None)
         metrics: PantheonMetrics | None = getattr(runtime, "metrics", None)
         if metrics is None:
             return
-        errors: list[GraphQLError] = list(
-            getattr(self.execution_context.result, "errors", None) or []
-        )
+        errors = self._streamed
+        if errors is None:
+            errors = list(getattr(self.execution_context.result, "errors", None) or [])
         operation_type, root_field = self._operation()
         metrics.operation(operation_type, root_field, _outcome(errors))
         for error in errors:

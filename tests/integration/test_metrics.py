@@ -4,8 +4,10 @@ calls, rate-limit refusals and the metrics token."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from gql import Client, GraphQLRequest
 from pydantic import SecretStr
 from sqlalchemy import text
 
@@ -15,7 +17,12 @@ from tests.conftest import Actor, GraphQL, running_app
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.test_ledger_refused import CREATE, run
+from tests.integration.test_subscriptions import PROGRESS, start_turn, transport, ws_url
+from tests.integration.test_subscriptions import new_session as subscription_session
 from tests.metrics_support import Scrape
+from tests.turns_support import eventually
+
+__all__ = ["ws_url"]  # the fixture, imported for the subscription test
 
 LEDGER = text(
     "SELECT model_alias, call_kind, billing_category, token_source,"
@@ -152,3 +159,60 @@ async def test_the_metrics_token_is_required_when_set(settings: Settings) -> Non
         metrics = await scrape(gql, token="scrape-me")
     assert (anonymous.status_code, wrong.status_code) == (401, 401)
     assert "pantheon_graphql_operations" in metrics.families
+
+
+async def test_gauges_follow_an_open_subscription_and_a_running_turn(
+    turn_gql: GraphQL, alice: Actor, fake_openai: FakeOpenAIServer, ws_url: str
+) -> None:
+    # given: a turn whose agents answer slowly (about 10 s each), and a subscription to it
+    slow = FakeResponse(content=" ".join(["word"] * 40), token_delay=0.25)
+    for model in ("qwen-plus", "deepseek-chat", "writer-large"):
+        fake_openai.set_default(slow, model=model)
+    session = await subscription_session(turn_gql, alice)
+    turn_id = await start_turn(turn_gql, alice, session)
+    opened = asyncio.Event()
+    release = asyncio.Event()
+
+    async def follow() -> None:
+        async with Client(transport=transport(ws_url, alice.token)) as client:
+            request = GraphQLRequest(PROGRESS, variable_values={"id": turn_id, "after": 0})
+            async for _ in client.subscribe(request):
+                opened.set()
+                await release.wait()
+                break
+
+    follower = asyncio.create_task(follow())
+    try:
+        async with asyncio.timeout(20):
+            await opened.wait()
+
+        # when: scraped while both are under way
+        during = await scrape(turn_gql)
+    finally:
+        release.set()
+        await follower
+    cancel = "mutation($id: ID!) { cancelTurn(id: $id) { id } }"
+    assert "errors" not in await turn_gql(cancel, {"id": turn_id}, as_=alice)
+
+    # then
+    assert during.total("pantheon_active_subscriptions") == 1
+    assert during.total("pantheon_running_turns") == 1
+
+    async def settled() -> Scrape | None:
+        after = await scrape(turn_gql)
+        idle = (
+            after.total("pantheon_active_subscriptions") == 0
+            and after.total("pantheon_running_turns") == 0
+        )
+        return after if idle else None
+
+    after = await eventually(settled)
+    assert after.total("pantheon_turns_total", mode="ROUNDTABLE", status="CANCELLED") == 1
+    assert (
+        after.total(
+            "pantheon_graphql_operations_total",
+            operation_type="subscription",
+            root_field="turnProgress",
+        )
+        == 1
+    )
