@@ -13,7 +13,7 @@ from typing import Any
 from graphql import FieldNode, GraphQLError, get_operation_ast
 from strawberry.extensions import SchemaExtension
 
-from infra.telemetry.metrics import UNKNOWN, PantheonMetrics
+from graph.metrics_port import UNKNOWN, GraphMetrics
 
 OK = "ok"
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
@@ -42,7 +42,7 @@ class OperationMetrics(SchemaExtension):
 
     def _count(self) -> None:
         runtime = getattr(self.execution_context.context, "runtime", None)
-        metrics: PantheonMetrics | None = getattr(runtime, "metrics", None)
+        metrics: GraphMetrics | None = getattr(runtime, "metrics", None)
         if metrics is None:
             return
         errors = self._streamed

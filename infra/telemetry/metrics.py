@@ -24,7 +24,6 @@ from domain.turns.events import TurnEvent
 from domain.turns.metering import UsageEntry
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-UNKNOWN = "unknown"  # the label of anything outside the closed set (a root field not in the schema)
 
 # Seconds: from a fast cached call to a long reasoning answer or turn.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
