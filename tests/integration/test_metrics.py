@@ -16,7 +16,7 @@ from infra.settings import Settings
 from tests.conftest import Actor, GraphQL, running_app
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.integration.test_ledger_refused import CREATE, run
+from tests.integration.test_ledger_refused import CREATE, new_session, run
 from tests.integration.test_subscriptions import PROGRESS, start_turn, transport, ws_url
 from tests.integration.test_subscriptions import new_session as subscription_session
 from tests.metrics_support import Scrape
@@ -24,6 +24,7 @@ from tests.turns_support import eventually
 
 __all__ = ["ws_url"]  # the fixture, imported for the subscription test
 
+RUN_ID = "mutation($input: RunTurnInput!) { runTurn(input: $input) { id } }"
 LEDGER = text(
     "SELECT model_alias, call_kind, billing_category, token_source,"
     " prompt_tokens, completion_tokens, cost_nano FROM usage_records"
@@ -216,3 +217,29 @@ async def test_gauges_follow_an_open_subscription_and_a_running_turn(
         )
         == 1
     )
+
+
+async def test_a_turn_refused_at_admission_is_counted_under_its_limit(
+    turn_settings: Settings, alice: Actor, fake_openai: FakeOpenAIServer
+) -> None:
+    # given: one turn per minute
+    fake_openai.set_default(FakeResponse(content="Qwen answers."), model="qwen-plus")
+    limited = turn_settings.model_copy(update={"rate_limit_turns_per_minute": 1})
+    async with running_app(limited) as (_, gql):
+        session = await new_session(gql, alice)
+        await run(gql, alice, session, "@qwen first", "MANUAL")
+
+        # when: the second turn of the minute
+        variables = {"input": {"sessionId": session, "message": "@qwen again", "mode": "MANUAL"}}
+        refused = await gql(
+            "mutation($input: RunTurnInput!) { runTurn(input: $input) { id } }",
+            variables,
+            as_=alice,
+        )
+        metrics = await scrape(gql)
+
+    # then: refused in the operation, counted once under `turns`, and as the operation's outcome
+    assert refused["errors"][0]["extensions"]["limit"] == "turns"
+    assert metrics.by("pantheon_rate_limited_total", "limit") == {("turns",): 1}
+    outcome = {"operation_type": "mutation", "root_field": "runTurn", "outcome": "RATE_LIMITED"}
+    assert metrics.total("pantheon_graphql_operations_total", **outcome) == 1
