@@ -45,6 +45,8 @@ from infra.db import commits
 from infra.db.faults import database_fault
 from infra.faults import infra_fault
 from infra.settings import Settings
+from infra.telemetry.metrics import PantheonMetrics
+from infra.telemetry.route import register_metrics_route
 
 log = logging.getLogger("pantheon.app")
 
@@ -100,6 +102,8 @@ class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
                 client_address(request, runtime.trusted_proxies),
             )
         except RateLimited as refused:
+            if runtime.metrics is not None:
+                runtime.metrics.refused(refused.limit)
             raise ConnectionRejectionError(
                 {"code": refused.code, "message": refused.message, **refused.extensions}
             ) from refused
@@ -166,16 +170,22 @@ def create_app(
     """`migrate_on_start` defaults to the embedded default only: on PostgreSQL, run
     `pantheon migrate` first (under its advisory lock) and let servers just start."""
     migrate_first = settings.embedded if migrate_on_start is None else migrate_on_start
+    metrics = PantheonMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        started = await startup.start(settings, migrate_first=migrate_first, gateway=gateway)
+        started = await startup.start(
+            settings, migrate_first=migrate_first, gateway=gateway, metrics=metrics
+        )
         app.state.runtime = started.runtime
         app.state.database = started.database
         try:
             yield
         finally:
-            await startup.stop(started, settings)
+            try:
+                await startup.stop(started, settings)
+            finally:
+                metrics.process_stopping()
 
     app = FastAPI(title="Pantheon", lifespan=lifespan, docs_url=None, redoc_url=None)
     schema = build_schema(
@@ -201,6 +211,9 @@ def create_app(
     app.mount(ASSETS_URL_PREFIX, StaticFiles(directory=STATIC_DIR), name="graphql-ide")
     _health_routes(app)
     register_cost_report_csv(app)
+    token = settings.metrics_token
+    register_metrics_route(app, metrics, token=token.get_secret_value() if token else None)
+    app.state.metrics = metrics
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(
         WebSocketGuardMiddleware, max_message_bytes=settings.max_websocket_message_bytes

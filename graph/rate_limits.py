@@ -30,6 +30,9 @@ def set_window_headers(headers: MutableMapping[str, str], window: RequestWindow)
 async def rate_limited_response(request: Request, error: Exception) -> Response:
     """FastAPI's handler of a RateLimited raised before execution (while building the context)."""
     assert isinstance(error, RateLimited)
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.refused(error.limit)
     payload = error_payload(error.message, error.code, **error.extensions)
     headers = {"Retry-After": str(error.retry_after_seconds)}
     if error.limit == LimitName.REQUESTS:

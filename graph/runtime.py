@@ -17,6 +17,7 @@ from domain.turns.ports import TurnReads, TurnUnitOfWork
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
 from graph.errors import InfraFault, no_infra_fault
+from graph.metrics_port import GraphMetrics
 from graph.sockets.registry import SocketRegistry
 
 
@@ -51,3 +52,4 @@ class Runtime:
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     # Recognises infrastructure faults (graph/errors.py answers them SERVICE_UNAVAILABLE).
     infra_fault: InfraFault = no_infra_fault
+    metrics: GraphMetrics | None = None  # None where no app exports them (unit tests, CLI)

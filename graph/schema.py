@@ -26,6 +26,7 @@ from graph.cost.model import CostModel, QueryCostLimit
 from graph.errors import ErrorCodes
 from graph.input_guard import StorableInput
 from graph.node import NodeQueries
+from graph.operation_metrics import OperationMetrics
 from graph.operation_timeout import timed_out, within_timeout
 from graph.rate_limits import SocketOperationLimit
 from graph.reports.api import ReportQueries
@@ -124,6 +125,7 @@ def build_schema(
         ],
         # Factories, not instances: an instance would be shared by concurrent operations.
         extensions=[
+            OperationMetrics,  # before ErrorCodes: it counts the codes ErrorCodes assigned
             ErrorCodes,
             SocketOperationLimit,
             StorableInput,  # text no database can store (NUL...) is refused before executing

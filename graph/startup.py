@@ -18,6 +18,7 @@ from domain.services import users as user_service
 from domain.services.sessions import SessionLimits
 from domain.turns.events import EventBroker
 from domain.turns.metering import DEFAULT_CATEGORIES, MeteringPolicy
+from domain.turns.observer import NO_TURN_OBSERVER
 from domain.turns.runner import RunnerDeps
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
@@ -40,6 +41,9 @@ from infra.llm.registry import build_gateway
 from infra.rate_limits import CounterStores, memory_counters, redis_counters
 from infra.settings import Settings
 from infra.sockets.redis_coordinator import RedisSocketCoordinator
+from infra.telemetry.db_pool import watch_pool
+from infra.telemetry.llm import MeteredGateway
+from infra.telemetry.metrics import PantheonMetrics
 
 log = logging.getLogger("pantheon.startup")
 
@@ -62,11 +66,17 @@ def open_db(settings: Settings) -> Database:
 
 
 async def start(
-    settings: Settings, *, migrate_first: bool, gateway: LLMGateway | None = None
+    settings: Settings,
+    *,
+    migrate_first: bool,
+    gateway: LLMGateway | None = None,
+    metrics: PantheonMetrics | None = None,
 ) -> Started:
     """`gateway` replaces the catalog's providers (tests use it to inject a double)."""
     catalog = load_catalog(settings.catalog_file)
     database = open_db(settings)
+    if metrics is not None:
+        watch_pool(database.engine, metrics)
     if migrate_first:
         await migrate.upgrade(database.engine)
     report = await catalog_service.sync_catalog(
@@ -89,7 +99,9 @@ async def start(
     owns_gateway = gateway is None
     gateway = gateway or build_gateway(catalog.providers)
     counters = build_counters(settings)
-    runtime = build_runtime(settings, database, catalog, gateway, broker=broker, counters=counters)
+    runtime = build_runtime(
+        settings, database, catalog, gateway, broker=broker, counters=counters, metrics=metrics
+    )
     if isinstance(runtime.sockets.coordinator, RedisSocketCoordinator):
         runtime.sockets.coordinator.start()
     runtime.supervisor.start_sweeper(settings.recovery_interval_seconds)
@@ -196,15 +208,19 @@ def build_runtime(
     *,
     broker: EventBroker | None = None,
     counters: CounterStores | None = None,
+    metrics: PantheonMetrics | None = None,
 ) -> Runtime:
     turns = turn_settings(settings, catalog)
+    if metrics is not None:
+        gateway = MeteredGateway(gateway, metrics)  # times the runner's calls
     if broker is None:
         broker = build_broker(settings)
     limiter = RateLimiter(rate_limit_policy(settings), counters or build_counters(settings))
 
     def new_uow() -> SqlUnitOfWork:
         # Publishes what each unit staged in the outbox once it committed.
-        return SqlUnitOfWork(database.writes, publisher=broker)
+        # With metrics, the same commit feeds the ledger counters.
+        return SqlUnitOfWork(database.writes, publisher=broker, observer=metrics)
 
     supervisor = TurnSupervisor(
         RunnerDeps(
@@ -213,6 +229,7 @@ def build_runtime(
             publisher=broker,
             settings=turns,
             rate_limiter=limiter,
+            observer=metrics or NO_TURN_OBSERVER,
         ),
         runner_id=uuid.uuid4().hex,
     )
@@ -244,6 +261,7 @@ def build_runtime(
         trusted_proxies=settings.trusted_proxy_networks,
         sockets=build_socket_registry(settings),
         infra_fault=infra_fault,
+        metrics=metrics,
     )
 
 

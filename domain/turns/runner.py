@@ -40,6 +40,7 @@ from domain.turns.contracts import ContextAudit, RosterAgent, RoutingDecision
 from domain.turns.deltas import DeltaPublisher
 from domain.turns.events import RetainingPublisher, TurnEvent, TurnEventType
 from domain.turns.metering import UsageEntry, usage_entries
+from domain.turns.observer import NO_TURN_OBSERVER, TurnObserver
 from domain.turns.ports import NewAgentMessage, TurnClose, TurnUnitOfWork
 from domain.turns.service import StartedTurn, routing_events
 from domain.turns.settings import TurnSettings
@@ -54,6 +55,7 @@ class RunnerDeps:
     publisher: RetainingPublisher
     settings: TurnSettings
     rate_limiter: RateLimiter = UNLIMITED  # settles each turn's tokens after it
+    observer: TurnObserver = NO_TURN_OBSERVER  # turn counts and durations (metrics)
 
 
 @dataclass(slots=True)
@@ -95,6 +97,7 @@ class TurnRun:
         # Set as closing begins: from then on this run decides the turn's end itself, so a
         # heartbeat finding the turn no longer RUNNING is not a lost lease.
         self.closing = False
+        self.closed_status: TurnStatus | None = None  # set once the closing unit committed
         self.calls_in_flight: list[_CallInFlight] = []
         self.tokens_spent = 0  # provider tokens of every usage row staged, for the rate limit
         self.budget = TurnBudget(
@@ -435,6 +438,7 @@ class TurnRun:
             events.append(self._event(TurnEventType.TURN_FINISHED, {"status": status.value}))
             await uow.events.add(events)
             await uow.commit()  # publishes the events
+        self.closed_status = status
         return events
 
     async def _stage_summary(self, uow: TurnUnitOfWork, outcome: SummaryOutcome) -> uuid.UUID:

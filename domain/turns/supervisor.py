@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -59,9 +60,12 @@ class TurnSupervisor:
             self._heartbeat = asyncio.create_task(self._beat_forever())
         run = TurnRun(self.deps, started, cancel)
         self._runs[started.turn.id] = run
+        mode, began = started.turn.mode, time.monotonic()
+        self.deps.observer.turn_started(mode)
         try:
             await run.run()
         finally:
+            self.deps.observer.turn_finished(mode, run.closed_status, time.monotonic() - began)
             await asyncio.shield(self._settle_rate_limit(started, run))
 
     async def _settle_rate_limit(self, started: StartedTurn, run: TurnRun) -> None:

@@ -58,12 +58,15 @@ def _coded(
 async def _emit(
     info: Info, events: AsyncIterator[TurnEvent], *, last: int = 0
 ) -> AsyncGenerator[TurnEventInterface, None]:
-    """Strawberry types of `events`, each with fresh loaders; errors coded."""
+    """Strawberry types of `events`, each with fresh loaders; errors coded; counted as open
+    (`pantheon_active_subscriptions`) while they run."""
+    metrics = info.context.runtime.metrics
     try:
-        async for event in events:
-            info.context.renew_loaders()  # objects of this event are read fresh
-            last = event.sequence
-            yield to_graphql(event)
+        with metrics.subscription_open() if metrics is not None else contextlib.nullcontext():
+            async for event in events:
+                info.context.renew_loaders()  # objects of this event are read fresh
+                last = event.sequence
+                yield to_graphql(event)
     except GraphQLError:
         raise
     except Exception as error:

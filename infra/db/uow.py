@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.errors import Conflict
-from domain.turns.events import EventPublisher
+from domain.turns.events import EventPublisher, TurnEvent
+from domain.turns.metering import UsageEntry
 from infra.db.repositories.catalog import SqlAgentRepository, SqlModelRepository
 from infra.db.repositories.sessions import SqlSessionRepository
 from infra.db.repositories.summaries import SqlSummaryRepository
@@ -34,6 +36,14 @@ _CONFLICT_MESSAGES = {
 }
 
 
+class CommitObserver(Protocol):
+    """Told what a unit committed (infra/telemetry/metrics.py feeds the ledger counters)."""
+
+    def usage_committed(self, entries: Sequence[UsageEntry]) -> None: ...
+
+    def events_published(self, events: Sequence[TurnEvent]) -> None: ...
+
+
 class SqlUnitOfWork:
     """`async with uow:` opens a session; `commit()` makes it durable; exit rolls back the rest.
 
@@ -41,6 +51,9 @@ class SqlUnitOfWork:
     publishes the events the unit staged in `events`, in order. Every unit that writes an event
     gets it published, the start unit's included, and no caller has a publish step to forget;
     a unit whose commit fails publishes nothing (the events never happened).
+
+    With an `observer`, the same moment reports the usage rows the unit committed, so the
+    metrics' token and cost counters only ever count what the ledger holds.
     """
 
     users: SqlUserRepository
@@ -59,9 +72,11 @@ class SqlUnitOfWork:
         session_factory: async_sessionmaker[AsyncSession],
         *,
         publisher: EventPublisher | None = None,
+        observer: CommitObserver | None = None,
     ) -> None:
         self._factory = session_factory
         self._publisher = publisher
+        self._observer = observer
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -105,6 +120,10 @@ class SqlUnitOfWork:
             if not _is_unique_violation(error):
                 raise
             raise _conflict(error) from None
+        usage = tuple(self.usage.staged)
+        self.usage.staged.clear()
+        if usage and self._observer is not None:
+            self._observer.usage_committed(usage)
         await self._publish_committed()
 
     async def _publish_committed(self) -> None:
@@ -112,6 +131,8 @@ class SqlUnitOfWork:
         self.events.staged.clear()
         if staged and self._publisher is not None:
             await self._publisher.publish(staged)  # never raises: the outbox keeps them
+            if self._observer is not None:
+                self._observer.events_published(staged)
 
     def _require_session(self) -> AsyncSession:
         if self._session is None:

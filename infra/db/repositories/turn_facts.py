@@ -52,6 +52,8 @@ class SqlAgentMessageRepository:
 class SqlUsageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        # What this unit staged: the unit of work reports it to metrics after its commit.
+        self.staged: list[UsageEntry] = []
 
     async def add(
         self,
@@ -64,6 +66,7 @@ class SqlUsageRepository:
         summary_id: uuid.UUID | None = None,
         at: datetime,
     ) -> None:
+        self.staged.extend(entries)
         self._session.add_all(
             UsageRecordRow(
                 id=uuid.uuid4(),
