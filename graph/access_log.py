@@ -88,9 +88,8 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        record = AccessRecord()
-        # Operations over a socket log themselves (AccessLogExtension): they see no record.
-        token = bind_access_record(record if kind == "http" else None)
+        record = AccessRecord(socket=kind == "websocket")
+        token = bind_access_record(record)
         status: int | None = None
 
         async def sending(message: Message) -> None:
@@ -146,17 +145,25 @@ class AccessLogExtension(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
         request_record = current_access_record()
-        record = request_record or AccessRecord()
-        outcome = "completed"
+        # Over a socket (or outside any request) the operation logs its own line.
+        own_line = request_record is None or request_record.socket
+        if request_record is None or request_record.socket:
+            user = request_record.user_id if request_record is not None else None
+            record = AccessRecord(user_id=user)
+        else:
+            record = request_record
+        cancelled = False
         try:
             yield
         except BaseException:
             # GeneratorExit or CancelledError: the client completed it, or the socket closed.
-            outcome = "cancelled"
+            cancelled = True
             raise
         finally:
             self._describe(record)
-            if request_record is None:
+            if own_line:
+                failed = bool(record.error_codes)
+                outcome = "cancelled" if cancelled else "failed" if failed else "completed"
                 emit(
                     record,
                     kind="OP",

@@ -119,6 +119,7 @@ class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
             raise ConnectionRejectionError(
                 {"code": "UNAUTHENTICATED", "message": IsAuthenticated.message}
             )
+        note_user(context.viewer.id)  # the socket's access-log line names its user
         socket = guarded_socket(request.scope)
         if socket is not None:
             # Over the per-user limit, or revoked meanwhile: the registry closes the socket

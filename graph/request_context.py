@@ -60,6 +60,8 @@ class AccessRecord:
     """What one request (or one operation over a socket) did, filled in as it runs."""
 
     user_id: str | None = None
+    # A WebSocket's record: its operations each log their own line (the socket's line follows).
+    socket: bool = False
     operations: list[str] = field(default_factory=list)  # e.g. "mutation runTurn"
     operation_names: list[str] = field(default_factory=list)
     error_codes: list[str] = field(default_factory=list)

@@ -4,6 +4,7 @@ operation over a WebSocket at its end, in text and JSON, never with a token or a
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
@@ -18,13 +19,17 @@ from websockets.typing import Subprotocol
 from graph.request_context import RequestIdFilter
 from infra.logging import configure_logging
 from tests.conftest import Actor, GraphQL
+from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.test_subscriptions import (
     AGENTS,
+    ANSWERS,
     PROGRESS,
     _serve,
     collect,
     script_agents,
+    slow_ws,  # noqa: F401 - a fixture
+    stall_then_read,
     start_turn,
     wait_finished,
 )
@@ -209,6 +214,15 @@ async def wait_for_line(buffer: io.StringIO, needle: str) -> dict[str, Any]:
             await asyncio.sleep(0.02)
 
 
+async def wait_for_lines(buffer: io.StringIO, needle: str, *, count: int) -> list[dict[str, Any]]:
+    async with asyncio.timeout(10):
+        while True:
+            lines = [line for line in json_access(buffer) if needle in json.dumps(line)]
+            if len(lines) >= count:
+                return lines
+            await asyncio.sleep(0.02)
+
+
 async def test_a_subscription_that_completes_is_logged_at_its_end(
     ws_url: str,
     turn_gql: GraphQL,
@@ -260,6 +274,39 @@ async def test_a_subscription_the_client_completes_is_logged_cancelled_and_the_s
     socket_line = await wait_for_line(service_log, '"kind": "WS"')
     assert socket_line["path"] == "/graphql"
     assert socket_line["status"] == 1000
+    assert socket_line["user_id"] == str(alice.uuid)
     logged = service_log.getvalue()
     assert alice.token not in logged
     assert session not in logged
+
+
+async def test_a_subscription_ended_by_slow_consumer_is_logged_failed_with_the_code(
+    slow_ws: tuple[str, Any],  # noqa: F811 - the fixture
+    alice: Actor,
+    fake_openai: FakeOpenAIServer,
+    service_log: io.StringIO,
+) -> None:
+    # given: big deltas and a subscriber that stops reading (as in test_subscriptions.py)
+    url, application = slow_ws
+    words = " ".join(f"w{n}-{'x' * 16_000}" for n in range(200))
+    for model in ANSWERS:
+        fake_openai.set_default(FakeResponse(content=words, token_delay=0.0005), model=model)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application), base_url="http://pantheon.test"
+    ) as http:
+        gql = GraphQL(http)
+        capture(service_log, "json")
+
+        # when: (whether the client falls behind depends on socket buffers: a few tries)
+        for _attempt in range(3):
+            turn_id = await start_turn(gql, alice, await new_session(gql, alice))
+            finished = functools.partial(wait_finished, gql, alice, turn_id)
+            _received, ending = await stall_then_read(url, alice.token, turn_id, stall=finished)
+            if ending is not None:
+                break
+
+    # then
+    assert ending is not None, "the client never fell behind"
+    line = (await wait_for_lines(service_log, "subscription turnProgress", count=_attempt + 1))[-1]
+    assert line["error_codes"] == ["SLOW_CONSUMER"]
+    assert line["outcome"] == "failed"
