@@ -37,7 +37,6 @@ from graph.ide import ASSETS_URL_PREFIX, STATIC_DIR, render_ide_html
 from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from graph.permissions import IsAuthenticated
 from graph.rate_limits import rate_limited_response, set_window_headers
-from graph.readiness import Readiness
 from graph.reports.csv_route import register_cost_report_csv
 from graph.request_context import bind_commit_probe, note_user
 from graph.runtime import Runtime
@@ -46,6 +45,7 @@ from graph.sockets.guard import WebSocketGuardMiddleware, guarded_socket
 from infra.db import commits
 from infra.events.redis_broker import RedisEventBroker
 from infra.faults import infra_fault
+from infra.readiness import Readiness
 from infra.settings import Settings
 
 log = logging.getLogger("pantheon.app")

@@ -132,7 +132,7 @@ class RedisEventBroker:
     # --- start-up ----------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        """One PING (readiness, graph/readiness.py); raises when Redis does not answer."""
+        """One PING (readiness, infra/readiness.py); raises when Redis does not answer."""
         await self._redis.ping()
 
     async def check(self) -> None:
