@@ -4,6 +4,7 @@ operation over a WebSocket at its end, in text and JSON, never with a token or a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import io
 import json
@@ -17,10 +18,14 @@ import websockets
 from websockets.typing import Subprotocol
 
 from graph.request_context import RequestIdFilter
+from infra.db.engine import open_database
+from infra.db.reads import SqlReadStore
 from infra.logging import configure_logging
+from infra.settings import Settings
 from tests.conftest import Actor, GraphQL
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.integration.test_cli import free_port
 from tests.integration.test_subscriptions import (
     AGENTS,
     ANSWERS,
@@ -164,6 +169,44 @@ async def test_refusals_before_graphql_are_logged_with_their_status_and_code(
     assert line["status"] == 401
     assert line["error_codes"] == ["UNAUTHENTICATED"]
     assert line["user_id"] is None
+
+
+async def test_a_request_failing_before_graphql_logs_503_and_its_code(
+    app: Any,
+    client: httpx.AsyncClient,
+    alice: Actor,
+    service_log: io.StringIO,
+) -> None:
+    # given: the token lookup (before execution) hits a database nothing listens on
+    down = open_database(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none")
+    app.state.runtime = dataclasses.replace(app.state.runtime, reads=SqlReadStore(down.reads))
+    capture(service_log, "json")
+    try:
+        response = await client.post(
+            "/graphql",
+            json={"query": "{ me { handle } }"},
+            headers={"Authorization": f"Bearer {alice.token}"},
+        )
+    finally:
+        await down.dispose()
+
+    assert response.status_code == 503
+    (line,) = json_access(service_log)
+    assert line["status"] == 503
+    assert line["error_codes"] == ["SERVICE_UNAVAILABLE"]
+    assert line["request_id"] == response.headers["x-request-id"]
+
+
+async def test_a_body_too_large_is_logged_413(
+    client: httpx.AsyncClient, settings: Settings, service_log: io.StringIO
+) -> None:
+    capture(service_log, "json")
+
+    response = await client.post("/graphql", content=b"x" * (settings.max_request_bytes + 1))
+
+    assert response.status_code == 413
+    (line,) = json_access(service_log)
+    assert (line["status"], line["error_codes"]) == (413, ["REQUEST_TOO_LARGE"])
 
 
 async def test_the_token_query_parameter_and_headers_are_never_logged(
