@@ -134,7 +134,8 @@ class AccessLogMiddleware:
 
 class AccessLogExtension(SchemaExtension):
     """Notes each operation's type, root fields, name, user and error codes in the request's
-    record; an operation over a WebSocket (no request record) logs its own line at its end.
+    record; an operation over a WebSocket logs its own line at its end (the socket's record
+    gives it the user).
 
     Listed before ErrorCodes in the schema, so its `on_operation` resumes after ErrorCodes
     coded the result."""
@@ -147,11 +148,9 @@ class AccessLogExtension(SchemaExtension):
         request_record = current_access_record()
         # Over a socket (or outside any request) the operation logs its own line.
         own_line = request_record is None or request_record.socket
-        if request_record is None or request_record.socket:
-            user = request_record.user_id if request_record is not None else None
-            record = AccessRecord(user_id=user)
-        else:
-            record = request_record
+        record = request_record
+        if record is None or record.socket:
+            record = AccessRecord(user_id=record.user_id if record is not None else None)
         cancelled = False
         try:
             yield
