@@ -26,6 +26,7 @@ from domain.errors import RateLimited
 from domain.llm import LLMGateway
 from domain.services.users import authenticate, authenticate_client
 from graph import startup
+from graph.access_log import AccessLogMiddleware
 from graph.client_address import client_address
 from graph.context import Context
 from graph.cost.model import CostModel
@@ -37,13 +38,14 @@ from graph.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from graph.permissions import IsAuthenticated
 from graph.rate_limits import rate_limited_response, set_window_headers
 from graph.reports.csv_route import register_cost_report_csv
-from graph.request_context import bind_commit_probe
+from graph.request_context import bind_commit_probe, note_user
 from graph.runtime import Runtime
 from graph.schema import build_schema
 from graph.sockets.guard import WebSocketGuardMiddleware, guarded_socket
 from infra.db import commits
-from infra.db.faults import database_fault
+from infra.events.redis_broker import RedisEventBroker
 from infra.faults import infra_fault
+from infra.readiness import Readiness
 from infra.settings import Settings
 from infra.telemetry.metrics import PantheonMetrics
 from infra.telemetry.route import register_metrics_route
@@ -121,6 +123,7 @@ class PantheonRouter(GraphQLOverHTTP, GraphQLRouter[Context, None]):
             raise ConnectionRejectionError(
                 {"code": "UNAUTHENTICATED", "message": IsAuthenticated.message}
             )
+        note_user(context.viewer.id)  # the socket's access-log line names its user
         socket = guarded_socket(request.scope)
         if socket is not None:
             # Over the per-user limit, or revoked meanwhile: the registry closes the socket
@@ -155,6 +158,7 @@ async def get_context(connection: HTTPConnection, response: Response) -> Context
     )
     context = Context(runtime=runtime, viewer=viewer)
     if viewer is not None:
+        note_user(viewer.id)
         context.request_window = await runtime.rate_limiter.count_request(viewer.id)
         if context.request_window is not None:
             set_window_headers(response.headers, context.request_window)
@@ -218,6 +222,9 @@ def create_app(
     app.add_middleware(
         WebSocketGuardMiddleware, max_message_bytes=settings.max_websocket_message_bytes
     )
+    app.add_middleware(
+        AccessLogMiddleware, infra_fault=infra_fault
+    )  # inside RequestIdMiddleware: lines carry the id
     app.add_middleware(RequestIdMiddleware, infra_fault=infra_fault)  # even a refused body
     _cors(app, settings)  # outermost: every answer, errors included, carries the CORS headers
     return app
@@ -280,23 +287,24 @@ def cost_model(settings: Settings) -> CostModel:
 
 
 def _health_routes(app: FastAPI) -> None:
+    """Liveness and readiness (docs/operations.md, *Health and readiness*)."""
+    readiness = Readiness()
+
     @app.get("/api/v1/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/api/v1/ready")
     async def ready(request: Request) -> JSONResponse:
-        try:
-            await request.app.state.database.ping()
-        except Exception as error:
-            fault = database_fault(error)
-            if fault is None:
-                log.exception("readiness check failed")
-            else:
-                log.warning("not ready: database unavailable: %s", fault)
+        state = request.app.state
+        broker = state.runtime.broker
+        checks = await readiness.checks(
+            state.database, broker if isinstance(broker, RedisEventBroker) else None
+        )
+        if not readiness.passing(checks):
             return JSONResponse(
-                {"status": "unavailable", "database": "down"},
+                {"status": "unavailable", "checks": checks},
                 status_code=503,
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-        return JSONResponse({"status": "ready", "database": "up"})
+        return JSONResponse({"status": "ready", "checks": checks})

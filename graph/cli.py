@@ -153,6 +153,7 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
+        access_log=False,  # pantheon.access logs each request once (graph/access_log.py)
         # X-Forwarded-For is believed only from PANTHEON_TRUSTED_PROXIES (docs/rate_limits.md),
         # not also from uvicorn's default trusted 127.0.0.1.
         proxy_headers=False,

@@ -19,7 +19,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from domain.errors import PantheonError
-from graph.request_context import current_request_id
+from graph.request_context import current_request_id, note_error_code
 
 log = logging.getLogger("pantheon.graphql")
 
@@ -164,4 +164,5 @@ def _with_code(
 
 def error_payload(message: str, code: str, **extra: object) -> dict[str, object]:
     """A whole GraphQL response carrying one coded error, for failures outside execution."""
+    note_error_code(code)  # the request's access-log line names it
     return {"errors": [{"message": message, "extensions": {"code": code, **extra}}]}

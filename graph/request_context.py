@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
 
 _request_id: ContextVar[str | None] = ContextVar("pantheon_request_id", default=None)
 # What a proxy's id may look like to be kept: nothing that could forge or break a log line.
@@ -49,3 +50,52 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get() or "-"
         return True
+
+
+# --- the access log's record of the request in progress (graph/access_log.py) ---
+
+
+@dataclass(slots=True)
+class AccessRecord:
+    """What one request (or one operation over a socket) did, filled in as it runs."""
+
+    user_id: str | None = None
+    # A WebSocket's record: its operations each log their own line (the socket's line follows).
+    socket: bool = False
+    operations: list[str] = field(default_factory=list)  # e.g. "mutation runTurn"
+    operation_names: list[str] = field(default_factory=list)
+    error_codes: list[str] = field(default_factory=list)
+
+    def add_codes(self, codes: Iterable[str]) -> None:
+        for code in codes:
+            if code not in self.error_codes:
+                self.error_codes.append(code)
+
+
+_record: ContextVar[AccessRecord | None] = ContextVar("pantheon_access_record", default=None)
+
+
+def current_access_record() -> AccessRecord | None:
+    return _record.get()
+
+
+def bind_access_record(record: AccessRecord | None) -> Token[AccessRecord | None]:
+    return _record.set(record)
+
+
+def reset_access_record(token: Token[AccessRecord | None]) -> None:
+    _record.reset(token)
+
+
+def note_user(user_id: object) -> None:
+    """The authenticated user of the request in progress (called where authentication ran)."""
+    record = _record.get()
+    if record is not None and user_id is not None:
+        record.user_id = str(user_id)
+
+
+def note_error_code(code: str) -> None:
+    """A code the request was answered with outside GraphQL execution (401, 413, 429, 503)."""
+    record = _record.get()
+    if record is not None:
+        record.add_codes([code])

@@ -19,6 +19,7 @@ from strawberry.schema.types.base_scalars import DecimalDefinition
 from strawberry.tools import merge_types
 from strawberry.types.execution import ExecutionContext
 
+from graph.access_log import AccessLogExtension
 from graph.catalog.api import CatalogMutations, CatalogQueries
 from graph.catalog.types import AgentNode
 from graph.cost.api import RateLimitQueries
@@ -126,6 +127,7 @@ def build_schema(
         # Factories, not instances: an instance would be shared by concurrent operations.
         extensions=[
             OperationMetrics,  # before ErrorCodes: it counts the codes ErrorCodes assigned
+            AccessLogExtension,  # first: it reads the codes ErrorCodes gives on the way out
             ErrorCodes,
             SocketOperationLimit,
             StorableInput,  # text no database can store (NUL...) is refused before executing

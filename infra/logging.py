@@ -15,6 +15,8 @@ import traceback
 from datetime import UTC, datetime
 from typing import TextIO
 
+from opentelemetry import trace
+
 from domain.logs import CONTENT_ATTRIBUTE
 
 HIDDEN = "(message hidden: PANTHEON_LOG_CONTENT=true shows it)"
@@ -37,6 +39,11 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "message": record.getMessage(),
         }
+        # An access-log line's fields (graph/access_log.py), each under its own key.
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            payload.update(access)
+        payload.update(_trace_ids())
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload)
@@ -95,6 +102,18 @@ def configure_logging(
         logging.getLogger(verbose).setLevel(
             logging.NOTSET if content else max(logging.INFO, root.level)
         )
+
+
+def _trace_ids() -> dict[str, str]:
+    """The current span's ids, as OpenTelemetry writes them; none when tracing is off (the
+    API's default span has an invalid context)."""
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }
 
 
 def _exception_text(ei: object, *, content: bool) -> str:

@@ -31,6 +31,12 @@ def head_revisions() -> tuple[str, ...]:
     return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
+def known_revisions() -> frozenset[str]:
+    """Every revision this code's migrations define."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(revision.revision for revision in script.walk_revisions())
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Upgrades under a PostgreSQL advisory lock, so two processes starting together queue."""
     async with engine.connect() as connection:

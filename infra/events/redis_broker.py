@@ -131,6 +131,10 @@ class RedisEventBroker:
 
     # --- start-up ----------------------------------------------------------------------------
 
+    async def ping(self) -> None:
+        """One PING (readiness, infra/readiness.py); raises when Redis does not answer."""
+        await self._redis.ping()
+
     async def check(self) -> None:
         """Pings Redis and learns its clock (stream ids are its milliseconds); raises
         `RedisUnavailable` with a one-line message when it does not answer."""

@@ -158,7 +158,10 @@ async def test_readiness_is_red_while_the_database_is_down(
         app.state.database = healthy
 
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": "down"}
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {"database": "down", "migrations": "unknown"},
+    }
     assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
 
 
