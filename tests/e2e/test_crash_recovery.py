@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -64,22 +62,18 @@ class Setup:
 
 @pytest.fixture
 async def setup(tmp_path: Path, fake_openai: FakeOpenAIServer) -> AsyncIterator[Setup]:
-    admin_url = testdb.pg_admin_url()
-    redis_url = os.environ.get(testdb.REDIS_URL_ENV)
-    if not admin_url or not redis_url:
-        pytest.skip(f"{testdb.PG_URL_ENV} and {testdb.REDIS_URL_ENV} are both needed")
-    prefix = f"pantheon-crash-{uuid.uuid4().hex[:12]}"
-    cwd = tmp_path / "work"
-    cwd.mkdir()
-    catalog = write_fake_catalog(tmp_path / "catalog.toml", fake_openai)
-    database_url = await testdb.create_pg_database(admin_url, prefix="pantheon_crash")
-    try:
+    async with testdb.shared_stores(
+        database_prefix="pantheon_crash", key_prefix="pantheon-crash"
+    ) as stores:
+        cwd = tmp_path / "work"
+        cwd.mkdir()
+        catalog = write_fake_catalog(tmp_path / "catalog.toml", fake_openai)
         env = cli_env(
             tmp_path,
-            PANTHEON_DATABASE_URL=database_url,
+            PANTHEON_DATABASE_URL=stores.database_url,
             PANTHEON_CATALOG_FILE=str(catalog),
-            PANTHEON_REDIS_URL=redis_url,
-            PANTHEON_REDIS_KEY_PREFIX=prefix,
+            PANTHEON_REDIS_URL=stores.redis_url,
+            PANTHEON_REDIS_KEY_PREFIX=stores.prefix,
             # Short leases, so the survivor recovers the dead process's turn within seconds.
             PANTHEON_TURN_LEASE_SECONDS="3",
             PANTHEON_TURN_HEARTBEAT_SECONDS="0.5",
@@ -87,12 +81,14 @@ async def setup(tmp_path: Path, fake_openai: FakeOpenAIServer) -> AsyncIterator[
             PANTHEON_SHUTDOWN_GRACE_SECONDS="1",
         )
         token = await asyncio.to_thread(_prepare, cwd, env)
-        yield Setup(cwd=cwd, env=env, tmp=tmp_path, token=token, redis_url=redis_url, prefix=prefix)
-    finally:
-        try:
-            await testdb.drop_pg_database(admin_url, database_url)
-        finally:
-            await testdb.delete_redis_keys(redis_url, prefix)
+        yield Setup(
+            cwd=cwd,
+            env=env,
+            tmp=tmp_path,
+            token=token,
+            redis_url=stores.redis_url,
+            prefix=stores.prefix,
+        )
 
 
 def gql(server: Server, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
