@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import pytest
 
 from domain.enums import CallKind
-from graph.app import create_app
 from infra.db.engine import Database
 from infra.settings import Settings
 from tests.conftest import Actor, GraphQL, running_app
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.integration.test_redis_broker import two_apps
 from tests.integration.test_turn_guarantees import (
     CANCEL,
     RUN,
@@ -105,15 +104,7 @@ async def test_cancelling_on_another_process_while_redis_is_down_still_stops_the
         FakeResponse(content=" ".join(f"w{n}" for n in range(100)), token_delay=0.1),
         model="qwen-plus",
     )
-    app_a = create_app(both, migrate_on_start=False)
-    app_b = create_app(both, migrate_on_start=False)
-    async with (
-        app_a.router.lifespan_context(app_a),
-        app_b.router.lifespan_context(app_b),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_a), base_url="http://a") as a,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_b), base_url="http://b") as b,
-    ):
-        gql_a, gql_b = GraphQL(a), GraphQL(b)
+    async with two_apps(both) as (_, gql_a, _, gql_b):
         session = await new_session(gql_a, alice)
         started = await gql_a(RUN, run_input(session, waitForCompletion=False), as_=alice)
         turn_id = started["data"]["runTurn"]["id"]
