@@ -20,6 +20,7 @@ from websockets.typing import Subprotocol
 from tests import db as testdb
 from tests.e2e.test_two_processes import _cli, ws_url
 from tests.integration.test_cli import TOKEN, Server, cli_env, running_server
+from tests.integration.test_socket_limits import acknowledged, close_code
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -98,9 +99,7 @@ async def open_socket(server: Server, token: str) -> websockets.ClientConnection
 
 async def open_acknowledged(server: Server, token: str) -> websockets.ClientConnection:
     ws = await open_socket(server, token)
-    async with asyncio.timeout(10):
-        reply = json.loads(await ws.recv())
-    assert reply["type"] == "connection_ack", reply
+    await acknowledged(ws)
     return ws
 
 
@@ -114,16 +113,6 @@ async def try_socket(server: Server, token: str) -> websockets.ClientConnection 
         return None
     assert reply["type"] == "connection_ack", reply
     return ws
-
-
-async def close_code(ws: websockets.ClientConnection, within: float = 10.0) -> int | None:
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                await ws.recv()
-    except websockets.ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd is not None else None
-    raise AssertionError("unreachable")
 
 
 async def test_revoke_tokens_on_one_process_closes_the_users_sockets_on_both(pair: Pair) -> None:
