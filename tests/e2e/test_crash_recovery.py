@@ -120,6 +120,23 @@ def servers(setup: Setup) -> Iterator[ExitStack]:
         yield stack
 
 
+async def kill_then_recover(
+    a: Server, turn_id: str, setup: Setup, servers: ExitStack
+) -> tuple[Server, Any]:
+    """Kills A (no shutdown, no close), starts B and waits until B has closed the turn A was
+    running; returns B and the turn as B serves it."""
+    a.process.kill()
+    a.process.wait(timeout=10)
+    b = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "b.log"))
+    turn = await asyncio.to_thread(
+        wait_for,
+        lambda: (
+            (t := gql(b, setup.token, TURN, {"id": turn_id})["turn"])["status"] != "RUNNING" and t
+        ),
+    )
+    return b, turn
+
+
 async def test_a_call_in_flight_when_its_process_is_killed_is_in_the_ledger(
     setup: Setup, fake_openai: FakeOpenAIServer, servers: ExitStack
 ) -> None:
@@ -134,15 +151,7 @@ async def test_a_call_in_flight_when_its_process_is_killed_is_in_the_ledger(
     [request] = await asyncio.to_thread(wait_for, lambda: fake_openai.requests(model="qwen-plus"))
 
     # when: A is killed mid-call (no shutdown, no close), and B starts
-    a.process.kill()
-    a.process.wait(timeout=10)
-    b = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "b.log"))
-    turn = await asyncio.to_thread(
-        wait_for,
-        lambda: (
-            (t := gql(b, setup.token, TURN, {"id": turn_id})["turn"])["status"] != "RUNNING" and t
-        ),
-    )
+    b, turn = await kill_then_recover(a, turn_id, setup, servers)
 
     # then: B recovered the turn, and the ledger holds the call A had in flight
     assert turn["status"] == "FAILED"
@@ -188,15 +197,7 @@ async def test_what_a_killed_call_had_streamed_is_metered_as_its_completion(
     await streamed_deltas(setup, turn_id, at_least=3)
 
     # when: A is killed mid-stream, and B starts
-    a.process.kill()
-    a.process.wait(timeout=10)
-    b = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "b.log"))
-    turn = await asyncio.to_thread(
-        wait_for,
-        lambda: (
-            (t := gql(b, setup.token, TURN, {"id": turn_id})["turn"])["status"] != "RUNNING" and t
-        ),
-    )
+    _, turn = await kill_then_recover(a, turn_id, setup, servers)
 
     # then: the text A had streamed (read back from Redis) is the message's and is metered
     [message] = turn["messages"]
