@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select, text
 
@@ -23,7 +22,6 @@ from domain.turns import service
 from domain.turns.events import TurnEvent, TurnEventType
 from domain.turns.ports import TurnUnitOfWork
 from domain.turns.settings import TurnSettings
-from graph.app import create_app
 from graph.ids import global_id
 from infra.db.engine import Database
 from infra.db.models import AgentMessageRow, TurnEventRow, TurnRow, UsageRecordRow
@@ -759,19 +757,6 @@ def _uuid(global_session_id: str) -> uuid.UUID:
 
 
 # --- PostgreSQL: budgets and recovery under real concurrency --------------------------------------
-
-
-@pytest.fixture
-async def wide_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
-    """The turn app letting one user run many turns at once."""
-    settings = turn_settings.model_copy(update={"max_running_turns_per_user": 50})
-    application = create_app(settings, migrate_on_start=False)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://pantheon.test", timeout=60
-        ) as http:
-            yield GraphQL(http)
 
 
 @pytest.mark.postgres
