@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from domain.enums import CallKind
 from infra.db.engine import Database
 from infra.settings import Settings
 from tests.conftest import Actor, GraphQL, running_app
@@ -20,9 +19,9 @@ from tests.integration.test_turn_guarantees import (
     TURN,
     _uuid_of_turn,
     finished_events,
-    hold_calls,
     new_session,
     run_input,
+    start_with_routing_held,
     turn_row,
     usage_of,
 )
@@ -41,12 +40,7 @@ async def test_cancelling_while_the_manager_routes_stops_its_call_and_meters_it(
 ) -> None:
     # given: an ORCHESTRATOR turn whose manager has not answered (held until cancelled: a call
     # to the fake HTTP server would be ended by its read timeout on a loaded machine)
-    held = hold_calls(turn_app, CallKind.MANAGER_ROUTING)
-    session = await new_session(turn_gql, alice)
-    started = await turn_gql(
-        RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
-    )
-    turn_id = started["data"]["runTurn"]["id"]
+    held, turn_id = await start_with_routing_held(turn_app, turn_gql, alice)
     await asyncio.wait_for(held.called.wait(), 10)
 
     # when
@@ -73,15 +67,11 @@ async def test_a_cancel_that_waits_past_the_operation_timeout_still_answers_canc
     # once cancelled (as a provider connection may take to close)
     short = turn_settings.model_copy(update={"operation_timeout_seconds": 0.5})
     async with running_app(short) as (app, gql):
-        held = hold_calls(app, CallKind.MANAGER_ROUTING, linger=1.5)
-        session = await new_session(gql, alice)
-        started = await gql(
-            RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
-        )
+        held, turn_id = await start_with_routing_held(app, gql, alice, linger=1.5)
         await asyncio.wait_for(held.called.wait(), 10)
 
         # when: cancelTurn waits for the turn to close, longer than the operation timeout
-        cancelled = await gql(CANCEL, {"id": started["data"]["runTurn"]["id"]}, as_=alice)
+        cancelled = await gql(CANCEL, {"id": turn_id}, as_=alice)
 
     # then: its own bounded wait is not cut short into a TIMEOUT
     assert "errors" not in cancelled, cancelled

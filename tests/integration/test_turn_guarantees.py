@@ -580,6 +580,19 @@ def hold_calls(turn_app: Any, kind: CallKind, *, linger: float = 0.0) -> HeldCal
     return held
 
 
+async def start_with_routing_held(
+    turn_app: Any, gql: GraphQL, actor: Actor, *, linger: float = 0.0
+) -> tuple[HeldCalls, str]:
+    """Starts an ORCHESTRATOR turn in a new session without waiting for it, its manager's
+    routing call held (see `hold_calls`); returns the hold and the turn's id."""
+    held = hold_calls(turn_app, CallKind.MANAGER_ROUTING, linger=linger)
+    session = await new_session(gql, actor)
+    started = await gql(
+        RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=actor
+    )
+    return held, started["data"]["runTurn"]["id"]
+
+
 async def stop_server_during(turn_app: Any, held: HeldCalls) -> None:
     """Waits until the held call is under way, then stops the server quickly."""
     await asyncio.wait_for(held.called.wait(), 10)
@@ -604,12 +617,8 @@ async def test_a_server_stop_during_the_managers_call_still_meters_it(
     database: Database,
 ) -> None:
     # given: an ORCHESTRATOR turn whose manager takes long to answer
-    held = hold_calls(turn_app, CallKind.MANAGER_ROUTING)
-    session = await new_session(turn_gql, alice)
-    started = await turn_gql(
-        RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
-    )
-    turn_id = _uuid_of_turn(started["data"]["runTurn"]["id"])
+    held, started_id = await start_with_routing_held(turn_app, turn_gql, alice)
+    turn_id = _uuid_of_turn(started_id)
 
     # when
     await stop_server_during(turn_app, held)
