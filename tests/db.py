@@ -89,6 +89,15 @@ class SharedStores:
     redis_url: str
     prefix: str
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The settings that point a `pantheon` process at these stores."""
+        return {
+            "PANTHEON_DATABASE_URL": self.database_url,
+            "PANTHEON_REDIS_URL": self.redis_url,
+            "PANTHEON_REDIS_KEY_PREFIX": self.prefix,
+        }
+
 
 @contextlib.asynccontextmanager
 async def shared_stores(*, database_prefix: str, key_prefix: str) -> AsyncIterator[SharedStores]:

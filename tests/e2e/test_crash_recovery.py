@@ -70,10 +70,8 @@ async def setup(tmp_path: Path, fake_openai: FakeOpenAIServer) -> AsyncIterator[
         catalog = write_fake_catalog(tmp_path / "catalog.toml", fake_openai)
         env = cli_env(
             tmp_path,
-            PANTHEON_DATABASE_URL=stores.database_url,
+            **stores.env,
             PANTHEON_CATALOG_FILE=str(catalog),
-            PANTHEON_REDIS_URL=stores.redis_url,
-            PANTHEON_REDIS_KEY_PREFIX=stores.prefix,
             # Short leases, so the survivor recovers the dead process's turn within seconds.
             PANTHEON_TURN_LEASE_SECONDS="3",
             PANTHEON_TURN_HEARTBEAT_SECONDS="0.5",

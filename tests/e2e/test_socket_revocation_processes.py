@@ -59,9 +59,7 @@ async def pair(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pair]:
         try:
             env = cli_env(
                 tmp,
-                PANTHEON_DATABASE_URL=stores.database_url,
-                PANTHEON_REDIS_URL=stores.redis_url,
-                PANTHEON_REDIS_KEY_PREFIX=stores.prefix,
+                **stores.env,
                 PANTHEON_MAX_WEBSOCKETS_PER_USER=str(MAX_SOCKETS),
                 PANTHEON_MAX_WEBSOCKET_MESSAGE_BYTES="8192",
                 PANTHEON_SHUTDOWN_GRACE_SECONDS="2",

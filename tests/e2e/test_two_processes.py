@@ -104,9 +104,7 @@ async def cluster(
         try:
             env = cli_env(
                 tmp,
-                PANTHEON_DATABASE_URL=stores.database_url,
-                PANTHEON_REDIS_URL=stores.redis_url,
-                PANTHEON_REDIS_KEY_PREFIX=stores.prefix,
+                **stores.env,
                 PANTHEON_CATALOG_FILE=str(catalog),
                 # Heartbeats every 10 s: only the Redis cancel channel can stop a turn running
                 # on the other process within a few seconds.
