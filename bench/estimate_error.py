@@ -23,8 +23,8 @@ import re
 import statistics
 
 from domain.calibration import EwmaCalibration
-from domain.enums import TokenSource
-from domain.llm import Attempt, ChatMessage, TokenUsage, estimate_prompt_tokens
+from domain.llm import ChatMessage, estimate_prompt_tokens
+from tests.attempts import provider_call
 
 PERSONAS = [
     "You are a careful reviewer of deployment plans. Point out risks, missing rollback steps "
@@ -114,19 +114,6 @@ def prompt(rng: random.Random) -> list[ChatMessage]:
     ]
 
 
-def reported(estimated: int, truth: int) -> Attempt:
-    return Attempt(
-        number=1,
-        reached_provider=True,
-        may_be_billed=True,
-        succeeded=True,
-        error_code=None,
-        usage=TokenUsage(prompt_tokens=truth, completion_tokens=100, source=TokenSource.PROVIDER),
-        latency_ms=0,
-        estimated_prompt_tokens=estimated,
-    )
-
-
 def summary(label: str, errors: list[float]) -> str:
     absolute = sorted(abs(e) for e in errors)
     p95 = absolute[int(0.95 * (len(absolute) - 1))]
@@ -155,7 +142,7 @@ def main() -> None:
         estimated = estimate_prompt_tokens(messages)
         truth = provider_tokens(messages, piece=args.piece, framing=args.framing)
         if number % args.estimated_every:
-            calibration.observe("model", [reported(estimated, truth)])
+            calibration.observe("model", [provider_call(truth, 100, estimated=estimated)])
             continue
         before.append(estimated / truth - 1)
         after.append(calibration.prompt_tokens("model", estimated) / truth - 1)

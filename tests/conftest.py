@@ -250,3 +250,23 @@ async def running_app(settings: Settings) -> AsyncIterator[tuple[Any, GraphQL]]:
         ) as http,
     ):
         yield application, GraphQL(http)
+
+
+@contextlib.asynccontextmanager
+async def app_with(settings: Settings, **overrides: Any) -> AsyncIterator[GraphQL]:
+    """The app on `settings` with `overrides`, started, and a GraphQL client over ASGI whose
+    requests may take a minute (concurrent turns on a loaded machine)."""
+    application = create_app(settings.model_copy(update=overrides), migrate_on_start=False)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://pantheon.test", timeout=60
+        ) as http:
+            yield GraphQL(http)
+
+
+@pytest.fixture
+async def wide_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
+    """The turn app letting one user run many turns at once (running-turns cap 50)."""
+    async with app_with(turn_settings, max_running_turns_per_user=50) as gql:
+        yield gql

@@ -7,12 +7,16 @@ so isolation is by truncation, not by a rolled-back outer transaction.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -75,6 +79,44 @@ async def delete_redis_keys(url: str, prefix: str) -> int:
         return len(keys)
     finally:
         await client.aclose()
+
+
+@dataclass(frozen=True)
+class SharedStores:
+    """What real `pantheon` processes of one test share: a database and a Redis key prefix."""
+
+    database_url: str
+    redis_url: str
+    prefix: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The settings that point a `pantheon` process at these stores."""
+        return {
+            "PANTHEON_DATABASE_URL": self.database_url,
+            "PANTHEON_REDIS_URL": self.redis_url,
+            "PANTHEON_REDIS_KEY_PREFIX": self.prefix,
+        }
+
+
+@contextlib.asynccontextmanager
+async def shared_stores(*, database_prefix: str, key_prefix: str) -> AsyncIterator[SharedStores]:
+    """A fresh PostgreSQL database and a private Redis key prefix (`<key_prefix>-<random>`);
+    the test is skipped unless both servers are configured. Afterwards the database is dropped
+    and the keys are deleted (even when the drop fails), so stop the processes inside."""
+    admin_url = pg_admin_url()
+    redis_url = os.environ.get(REDIS_URL_ENV)
+    if not admin_url or not redis_url:
+        pytest.skip(f"{PG_URL_ENV} and {REDIS_URL_ENV} are both needed")
+    prefix = f"{key_prefix}-{uuid.uuid4().hex[:12]}"
+    database_url = await create_pg_database(admin_url, prefix=database_prefix)
+    try:
+        yield SharedStores(database_url=database_url, redis_url=redis_url, prefix=prefix)
+    finally:
+        try:
+            await drop_pg_database(admin_url, database_url)
+        finally:
+            await delete_redis_keys(redis_url, prefix)
 
 
 def sqlite_url(directory: Path) -> str:

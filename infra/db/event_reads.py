@@ -7,7 +7,8 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from domain.turns.events import TurnEvent, TurnEventType
+from domain.turns.events import TurnEvent
+from infra.db import turn_mapping
 from infra.db.models import TurnEventRow
 
 
@@ -23,14 +24,4 @@ class SqlOutboxReads:
         )
         async with self._factory() as session:
             rows = (await session.scalars(query)).all()
-        return [
-            TurnEvent(
-                turn_id=row.turn_id,
-                session_id=row.session_id,
-                sequence=row.sequence,
-                type=TurnEventType(row.event_type),
-                at=row.created_at,
-                payload=dict(row.payload),
-            )
-            for row in rows
-        ]
+        return [turn_mapping.event(row) for row in rows]

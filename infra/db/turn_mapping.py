@@ -1,10 +1,11 @@
-"""Turn rows to the domain's turn records."""
+"""Turn rows to the domain's turn records (and outbox rows to turn events)."""
 
 from __future__ import annotations
 
 from domain.turns.contracts import ContextAudit, RoutingDecision
+from domain.turns.events import TurnEvent, TurnEventType
 from domain.turns.records import AgentMessage, Turn, Usage
-from infra.db.models import AgentMessageRow, TurnRow, UsageRecordRow
+from infra.db.models import AgentMessageRow, TurnEventRow, TurnRow, UsageRecordRow
 
 
 def turn(row: TurnRow) -> Turn:
@@ -79,4 +80,15 @@ def usage(row: UsageRecordRow) -> Usage:
         provider_request_id=row.provider_request_id,
         provider_model=row.provider_model,
         recovered=row.recovered,
+    )
+
+
+def event(row: TurnEventRow) -> TurnEvent:
+    return TurnEvent(
+        turn_id=row.turn_id,
+        session_id=row.session_id,
+        sequence=row.sequence,
+        type=TurnEventType(row.event_type),
+        at=row.created_at,
+        payload=dict(row.payload),
     )

@@ -26,7 +26,6 @@ a silent gap.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -45,6 +44,7 @@ from infra.events.redis_reader import (
     SharedStreamReader,
     StreamSubscription,
 )
+from infra.redis_pubsub import listen_to_channel
 from infra.settings import SettingsError
 
 log = logging.getLogger("pantheon.events.redis")
@@ -312,36 +312,16 @@ class RedisEventBroker:
         self._listener = loop.create_task(self._listen(), name="redis-cancel-listener")
 
     async def _listen(self) -> None:
-        backoff = 0.1
-        while not self._closed:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.cancel_channel)
-                self.listening.set()
-                backoff = 0.1
-                while not self._closed:
-                    message = await pubsub.get_message(timeout=0.2)
-                    if message is not None and message.get("type") == "message":
-                        self._dispatch(message.get("data"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._closed:
-                    return
-                if self.listening.is_set():
-                    log.warning(
-                        "cancel listener lost Redis at %s (%s); reconnecting",
-                        self.where,
-                        type(exc).__name__,
-                    )
-                self.listening.clear()
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-            if self._closed:
-                return
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        await listen_to_channel(
+            self._redis,
+            self.cancel_channel,
+            on_message=self._dispatch,
+            listening=self.listening,
+            closed=lambda: self._closed,
+            name="cancel listener",
+            where=self.where,
+            log=log,
+        )
 
     def _dispatch(self, data: Any) -> None:
         try:

@@ -28,6 +28,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from infra.events.redis_broker import client_name, describe_url
+from infra.redis_pubsub import listen_to_channel
 
 log = logging.getLogger("pantheon.sockets.redis")
 
@@ -179,41 +180,17 @@ class RedisSocketCoordinator:
         self._reconnected.append(callback)
 
     async def _listen(self) -> None:
-        backoff = 0.1
-        lost = False  # revocations published meanwhile never arrived
-        while not self._closed:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.revoked_channel)
-                self.listening.set()
-                backoff = 0.1
-                if lost:
-                    lost = False
-                    self._notify_reconnected()
-                while not self._closed:
-                    message = await pubsub.get_message(timeout=0.2)
-                    if message is not None and message.get("type") == "message":
-                        self._dispatch(message.get("data"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self._closed:
-                    return
-                lost = True
-                if self.listening.is_set():
-                    log.warning(
-                        "revocation listener lost Redis at %s (%s); reconnecting",
-                        self.where,
-                        type(exc).__name__,
-                    )
-                self.listening.clear()
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-            if self._closed:
-                return
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        await listen_to_channel(
+            self._redis,
+            self.revoked_channel,
+            on_message=self._dispatch,
+            listening=self.listening,
+            closed=lambda: self._closed,
+            name="revocation listener",
+            where=self.where,
+            log=log,
+            on_resubscribed=self._notify_reconnected,  # revocations meanwhile never arrived
+        )
 
     def _notify_reconnected(self) -> None:
         log.warning("revocation listener back on Redis at %s; re-checking tokens", self.where)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -64,22 +62,16 @@ class Setup:
 
 @pytest.fixture
 async def setup(tmp_path: Path, fake_openai: FakeOpenAIServer) -> AsyncIterator[Setup]:
-    admin_url = testdb.pg_admin_url()
-    redis_url = os.environ.get(testdb.REDIS_URL_ENV)
-    if not admin_url or not redis_url:
-        pytest.skip(f"{testdb.PG_URL_ENV} and {testdb.REDIS_URL_ENV} are both needed")
-    prefix = f"pantheon-crash-{uuid.uuid4().hex[:12]}"
-    cwd = tmp_path / "work"
-    cwd.mkdir()
-    catalog = write_fake_catalog(tmp_path / "catalog.toml", fake_openai)
-    database_url = await testdb.create_pg_database(admin_url, prefix="pantheon_crash")
-    try:
+    async with testdb.shared_stores(
+        database_prefix="pantheon_crash", key_prefix="pantheon-crash"
+    ) as stores:
+        cwd = tmp_path / "work"
+        cwd.mkdir()
+        catalog = write_fake_catalog(tmp_path / "catalog.toml", fake_openai)
         env = cli_env(
             tmp_path,
-            PANTHEON_DATABASE_URL=database_url,
+            **stores.env,
             PANTHEON_CATALOG_FILE=str(catalog),
-            PANTHEON_REDIS_URL=redis_url,
-            PANTHEON_REDIS_KEY_PREFIX=prefix,
             # Short leases, so the survivor recovers the dead process's turn within seconds.
             PANTHEON_TURN_LEASE_SECONDS="3",
             PANTHEON_TURN_HEARTBEAT_SECONDS="0.5",
@@ -87,12 +79,14 @@ async def setup(tmp_path: Path, fake_openai: FakeOpenAIServer) -> AsyncIterator[
             PANTHEON_SHUTDOWN_GRACE_SECONDS="1",
         )
         token = await asyncio.to_thread(_prepare, cwd, env)
-        yield Setup(cwd=cwd, env=env, tmp=tmp_path, token=token, redis_url=redis_url, prefix=prefix)
-    finally:
-        try:
-            await testdb.drop_pg_database(admin_url, database_url)
-        finally:
-            await testdb.delete_redis_keys(redis_url, prefix)
+        yield Setup(
+            cwd=cwd,
+            env=env,
+            tmp=tmp_path,
+            token=token,
+            redis_url=stores.redis_url,
+            prefix=stores.prefix,
+        )
 
 
 def gql(server: Server, token: str, query: str, variables: dict[str, Any] | None = None) -> Any:
@@ -124,6 +118,23 @@ def servers(setup: Setup) -> Iterator[ExitStack]:
         yield stack
 
 
+async def kill_then_recover(
+    a: Server, turn_id: str, setup: Setup, servers: ExitStack
+) -> tuple[Server, Any]:
+    """Kills A (no shutdown, no close), starts B and waits until B has closed the turn A was
+    running; returns B and the turn as B serves it."""
+    a.process.kill()
+    a.process.wait(timeout=10)
+    b = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "b.log"))
+    turn = await asyncio.to_thread(
+        wait_for,
+        lambda: (
+            (t := gql(b, setup.token, TURN, {"id": turn_id})["turn"])["status"] != "RUNNING" and t
+        ),
+    )
+    return b, turn
+
+
 async def test_a_call_in_flight_when_its_process_is_killed_is_in_the_ledger(
     setup: Setup, fake_openai: FakeOpenAIServer, servers: ExitStack
 ) -> None:
@@ -138,15 +149,7 @@ async def test_a_call_in_flight_when_its_process_is_killed_is_in_the_ledger(
     [request] = await asyncio.to_thread(wait_for, lambda: fake_openai.requests(model="qwen-plus"))
 
     # when: A is killed mid-call (no shutdown, no close), and B starts
-    a.process.kill()
-    a.process.wait(timeout=10)
-    b = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "b.log"))
-    turn = await asyncio.to_thread(
-        wait_for,
-        lambda: (
-            (t := gql(b, setup.token, TURN, {"id": turn_id})["turn"])["status"] != "RUNNING" and t
-        ),
-    )
+    b, turn = await kill_then_recover(a, turn_id, setup, servers)
 
     # then: B recovered the turn, and the ledger holds the call A had in flight
     assert turn["status"] == "FAILED"
@@ -192,15 +195,7 @@ async def test_what_a_killed_call_had_streamed_is_metered_as_its_completion(
     await streamed_deltas(setup, turn_id, at_least=3)
 
     # when: A is killed mid-stream, and B starts
-    a.process.kill()
-    a.process.wait(timeout=10)
-    b = servers.enter_context(running_server(setup.cwd, setup.env, setup.tmp / "b.log"))
-    turn = await asyncio.to_thread(
-        wait_for,
-        lambda: (
-            (t := gql(b, setup.token, TURN, {"id": turn_id})["turn"])["status"] != "RUNNING" and t
-        ),
-    )
+    _, turn = await kill_then_recover(a, turn_id, setup, servers)
 
     # then: the text A had streamed (read back from Redis) is the message's and is metered
     [message] = turn["messages"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -29,10 +28,9 @@ from schemathesis.graphql import nodes
 
 from infra.settings import Settings
 from tests import db as testdb
+from tests.e2e.test_two_processes import _cli
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.test_cli import (
-    CLI_TIMEOUT,
-    PANTHEON,
     TOKEN,
     Server,
     cli_env,
@@ -206,20 +204,6 @@ async def fuzz_target(
             yield target
     finally:
         await testdb.drop_pg_database(admin_url, database_url)
-
-
-def _cli(cwd: Path, env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [PANTHEON, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        check=False,
-    )
-    assert result.returncode == 0, f"pantheon {' '.join(args)}:\n{result.stderr}"
-    return result.stdout
 
 
 @contextlib.contextmanager

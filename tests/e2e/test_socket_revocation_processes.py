@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from websockets.typing import Subprotocol
 from tests import db as testdb
 from tests.e2e.test_two_processes import _cli, ws_url
 from tests.integration.test_cli import TOKEN, Server, cli_env, running_server
+from tests.integration.test_socket_limits import acknowledged, close_code
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(120)]
 
@@ -50,38 +49,31 @@ def _prepare(cwd: Path, env: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def pair(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pair]:
-    admin_url = testdb.pg_admin_url()
-    redis_url = os.environ.get(testdb.REDIS_URL_ENV)
-    if not admin_url or not redis_url:
-        pytest.skip(f"{testdb.PG_URL_ENV} and {testdb.REDIS_URL_ENV} are both needed")
-    tmp = tmp_path_factory.mktemp("socket-processes")
-    cwd = tmp / "work"
-    cwd.mkdir()
-    prefix = f"pantheon-test-{uuid.uuid4().hex[:12]}"
-    database_url = await testdb.create_pg_database(admin_url, prefix="pantheon_e2e")
-    stack = ExitStack()
-    try:
-        env = cli_env(
-            tmp,
-            PANTHEON_DATABASE_URL=database_url,
-            PANTHEON_REDIS_URL=redis_url,
-            PANTHEON_REDIS_KEY_PREFIX=prefix,
-            PANTHEON_MAX_WEBSOCKETS_PER_USER=str(MAX_SOCKETS),
-            PANTHEON_MAX_WEBSOCKET_MESSAGE_BYTES="8192",
-            PANTHEON_SHUTDOWN_GRACE_SECONDS="2",
-        )
-        tokens = await asyncio.to_thread(_prepare, cwd, env)
-        a = await asyncio.to_thread(stack.enter_context, running_server(cwd, env, tmp / "a.log"))
-        b = await asyncio.to_thread(stack.enter_context, running_server(cwd, env, tmp / "b.log"))
-        yield Pair(a=a, b=b, tokens=tokens)
-    finally:
+    async with testdb.shared_stores(
+        database_prefix="pantheon_e2e", key_prefix="pantheon-test"
+    ) as stores:
+        tmp = tmp_path_factory.mktemp("socket-processes")
+        cwd = tmp / "work"
+        cwd.mkdir()
+        stack = ExitStack()
         try:
-            await asyncio.to_thread(stack.close)
+            env = cli_env(
+                tmp,
+                **stores.env,
+                PANTHEON_MAX_WEBSOCKETS_PER_USER=str(MAX_SOCKETS),
+                PANTHEON_MAX_WEBSOCKET_MESSAGE_BYTES="8192",
+                PANTHEON_SHUTDOWN_GRACE_SECONDS="2",
+            )
+            tokens = await asyncio.to_thread(_prepare, cwd, env)
+            a = await asyncio.to_thread(
+                stack.enter_context, running_server(cwd, env, tmp / "a.log")
+            )
+            b = await asyncio.to_thread(
+                stack.enter_context, running_server(cwd, env, tmp / "b.log")
+            )
+            yield Pair(a=a, b=b, tokens=tokens)
         finally:
-            try:
-                await testdb.drop_pg_database(admin_url, database_url)
-            finally:
-                await testdb.delete_redis_keys(redis_url, prefix)
+            await asyncio.to_thread(stack.close)
 
 
 async def post(server: Server, token: str, query: str, variables: dict[str, str]) -> object:
@@ -105,9 +97,7 @@ async def open_socket(server: Server, token: str) -> websockets.ClientConnection
 
 async def open_acknowledged(server: Server, token: str) -> websockets.ClientConnection:
     ws = await open_socket(server, token)
-    async with asyncio.timeout(10):
-        reply = json.loads(await ws.recv())
-    assert reply["type"] == "connection_ack", reply
+    await acknowledged(ws)
     return ws
 
 
@@ -121,16 +111,6 @@ async def try_socket(server: Server, token: str) -> websockets.ClientConnection 
         return None
     assert reply["type"] == "connection_ack", reply
     return ws
-
-
-async def close_code(ws: websockets.ClientConnection, within: float = 10.0) -> int | None:
-    try:
-        async with asyncio.timeout(within):
-            while True:
-                await ws.recv()
-    except websockets.ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd is not None else None
-    raise AssertionError("unreachable")
 
 
 async def test_revoke_tokens_on_one_process_closes_the_users_sockets_on_both(pair: Pair) -> None:

@@ -11,9 +11,7 @@ are deleted after it.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -95,55 +93,46 @@ def _prepare(cwd: Path, env: dict[str, str]) -> str:
 async def cluster(
     tmp_path_factory: pytest.TempPathFactory, fake_openai_server: FakeOpenAIServer
 ) -> AsyncIterator[Cluster]:
-    admin_url = testdb.pg_admin_url()
-    redis_url = os.environ.get(testdb.REDIS_URL_ENV)
-    if not admin_url or not redis_url:
-        pytest.skip(f"{testdb.PG_URL_ENV} and {testdb.REDIS_URL_ENV} are both needed")
-    tmp = tmp_path_factory.mktemp("two-processes")
-    cwd = tmp / "work"
-    cwd.mkdir()
-    catalog = write_fake_catalog(tmp / "catalog.toml", fake_openai_server)
-    prefix = f"pantheon-test-{uuid.uuid4().hex[:12]}"
-    database_url = await testdb.create_pg_database(admin_url, prefix="pantheon_e2e")
-    stack = ExitStack()
-    try:
-        env = cli_env(
-            tmp,
-            PANTHEON_DATABASE_URL=database_url,
-            PANTHEON_REDIS_URL=redis_url,
-            PANTHEON_REDIS_KEY_PREFIX=prefix,
-            PANTHEON_CATALOG_FILE=str(catalog),
-            # Heartbeats every 10 s: only the Redis cancel channel can stop a turn running on
-            # the other process within a few seconds.
-            PANTHEON_TURN_LEASE_SECONDS="30",
-            PANTHEON_TURN_HEARTBEAT_SECONDS="10",
-            PANTHEON_SHUTDOWN_GRACE_SECONDS="2",
-        )
-        token = await asyncio.to_thread(_prepare, cwd, env)
-        # Both servers start at once; each is registered in the stack as soon as it is ready,
-        # so whatever happens to the other, the stack terminates it.
-        started = await asyncio.gather(
-            *(
-                asyncio.to_thread(stack.enter_context, running_server(cwd, env, tmp / f"{n}.log"))
-                for n in ("a", "b")
-            ),
-            return_exceptions=True,
-        )
-        for outcome in started:
-            if isinstance(outcome, BaseException):
-                raise outcome
-        a, b = started
-        assert isinstance(a, Server)
-        assert isinstance(b, Server)
-        yield Cluster(a=a, b=b, token=token)
-    finally:
+    async with testdb.shared_stores(
+        database_prefix="pantheon_e2e", key_prefix="pantheon-test"
+    ) as stores:
+        tmp = tmp_path_factory.mktemp("two-processes")
+        cwd = tmp / "work"
+        cwd.mkdir()
+        catalog = write_fake_catalog(tmp / "catalog.toml", fake_openai_server)
+        stack = ExitStack()
         try:
-            await asyncio.to_thread(stack.close)
+            env = cli_env(
+                tmp,
+                **stores.env,
+                PANTHEON_CATALOG_FILE=str(catalog),
+                # Heartbeats every 10 s: only the Redis cancel channel can stop a turn running
+                # on the other process within a few seconds.
+                PANTHEON_TURN_LEASE_SECONDS="30",
+                PANTHEON_TURN_HEARTBEAT_SECONDS="10",
+                PANTHEON_SHUTDOWN_GRACE_SECONDS="2",
+            )
+            token = await asyncio.to_thread(_prepare, cwd, env)
+            # Both servers start at once; each is registered in the stack as soon as it is
+            # ready, so whatever happens to the other, the stack terminates it.
+            started = await asyncio.gather(
+                *(
+                    asyncio.to_thread(
+                        stack.enter_context, running_server(cwd, env, tmp / f"{n}.log")
+                    )
+                    for n in ("a", "b")
+                ),
+                return_exceptions=True,
+            )
+            for outcome in started:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            a, b = started
+            assert isinstance(a, Server)
+            assert isinstance(b, Server)
+            yield Cluster(a=a, b=b, token=token)
         finally:
-            try:
-                await testdb.drop_pg_database(admin_url, database_url)
-            finally:
-                await testdb.delete_redis_keys(redis_url, prefix)
+            await asyncio.to_thread(stack.close)
 
 
 # --- the clients ------------------------------------------------------------------------------

@@ -6,24 +6,21 @@ budget says so (BudgetWarning, User.budgetUsedFraction), and estimated prompts a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
 from domain.enums import BillingCategory, TokenSource
 from domain.llm import ChatMessage, estimate_prompt_tokens
-from graph.app import create_app
 from graph.ids import uuid_of
 from infra.db.engine import Database
 from infra.db.models import TurnEventRow, UsageRecordRow
 from infra.settings import Settings
-from tests.conftest import Actor, GraphQL, error_codes
+from tests.conftest import Actor, GraphQL, app_with, error_codes
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
 
@@ -105,28 +102,10 @@ def max_tokens_sent(fake: FakeOpenAIServer, model: str) -> list[int]:
     return [int(request.body["max_tokens"]) for request in fake.requests(model=model)]
 
 
-@contextlib.asynccontextmanager
-async def app_with(settings: Settings, **overrides: Any) -> AsyncIterator[GraphQL]:
-    application = create_app(settings.model_copy(update=overrides), migrate_on_start=False)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://pantheon.test", timeout=60
-        ) as http:
-            yield GraphQL(http)
-
-
 @pytest.fixture
 async def lone_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
     """One running turn per user: a call may use all the budget leaves it (no one to share)."""
     async with app_with(turn_settings, max_running_turns_per_user=1) as gql:
-        yield gql
-
-
-@pytest.fixture
-async def wide_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
-    """The turn app letting one user run many turns at once (running-turns cap 50)."""
-    async with app_with(turn_settings, max_running_turns_per_user=50) as gql:
         yield gql
 
 

@@ -5,25 +5,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 import pytest
 
-from domain.enums import CallKind
-from graph.app import create_app
 from infra.db.engine import Database
 from infra.settings import Settings
 from tests.conftest import Actor, GraphQL, running_app
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.integration.test_redis_broker import two_apps
 from tests.integration.test_turn_guarantees import (
     CANCEL,
     RUN,
     TURN,
     _uuid_of_turn,
     finished_events,
-    hold_calls,
     new_session,
     run_input,
+    start_with_routing_held,
     turn_row,
     usage_of,
 )
@@ -42,12 +40,7 @@ async def test_cancelling_while_the_manager_routes_stops_its_call_and_meters_it(
 ) -> None:
     # given: an ORCHESTRATOR turn whose manager has not answered (held until cancelled: a call
     # to the fake HTTP server would be ended by its read timeout on a loaded machine)
-    held = hold_calls(turn_app, CallKind.MANAGER_ROUTING)
-    session = await new_session(turn_gql, alice)
-    started = await turn_gql(
-        RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
-    )
-    turn_id = started["data"]["runTurn"]["id"]
+    held, turn_id = await start_with_routing_held(turn_app, turn_gql, alice)
     await asyncio.wait_for(held.called.wait(), 10)
 
     # when
@@ -74,15 +67,11 @@ async def test_a_cancel_that_waits_past_the_operation_timeout_still_answers_canc
     # once cancelled (as a provider connection may take to close)
     short = turn_settings.model_copy(update={"operation_timeout_seconds": 0.5})
     async with running_app(short) as (app, gql):
-        held = hold_calls(app, CallKind.MANAGER_ROUTING, linger=1.5)
-        session = await new_session(gql, alice)
-        started = await gql(
-            RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
-        )
+        held, turn_id = await start_with_routing_held(app, gql, alice, linger=1.5)
         await asyncio.wait_for(held.called.wait(), 10)
 
         # when: cancelTurn waits for the turn to close, longer than the operation timeout
-        cancelled = await gql(CANCEL, {"id": started["data"]["runTurn"]["id"]}, as_=alice)
+        cancelled = await gql(CANCEL, {"id": turn_id}, as_=alice)
 
     # then: its own bounded wait is not cut short into a TIMEOUT
     assert "errors" not in cancelled, cancelled
@@ -105,15 +94,7 @@ async def test_cancelling_on_another_process_while_redis_is_down_still_stops_the
         FakeResponse(content=" ".join(f"w{n}" for n in range(100)), token_delay=0.1),
         model="qwen-plus",
     )
-    app_a = create_app(both, migrate_on_start=False)
-    app_b = create_app(both, migrate_on_start=False)
-    async with (
-        app_a.router.lifespan_context(app_a),
-        app_b.router.lifespan_context(app_b),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_a), base_url="http://a") as a,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_b), base_url="http://b") as b,
-    ):
-        gql_a, gql_b = GraphQL(a), GraphQL(b)
+    async with two_apps(both) as (_, gql_a, _, gql_b):
         session = await new_session(gql_a, alice)
         started = await gql_a(RUN, run_input(session, waitForCompletion=False), as_=alice)
         turn_id = started["data"]["runTurn"]["id"]

@@ -90,15 +90,20 @@ async def test_a_price_beyond_the_maximum_is_refused(
 # --- setUserBudget: the amount is required, null removes ------------------------------------
 
 
-async def test_set_user_budget_without_an_amount_is_refused_and_changes_nothing(
-    gql: GraphQL, admin: Actor, database: Database
-) -> None:
-    # given
+async def user_with_a_budget_of_5(database: Database) -> str:
+    """Creates eve with a monthly budget of 5 USD; returns her User id."""
     issued = await user_service.create_user(
         SqlUnitOfWork(database.writes),
         user_service.CreateUser(handle="eve", monthly_budget_usd=Decimal(5)),
     )
-    eve = global_id("User", issued.user.id)
+    return global_id("User", issued.user.id)
+
+
+async def test_set_user_budget_without_an_amount_is_refused_and_changes_nothing(
+    gql: GraphQL, admin: Actor, database: Database
+) -> None:
+    # given
+    eve = await user_with_a_budget_of_5(database)
 
     # when
     body = await gql(
@@ -115,11 +120,7 @@ async def test_set_user_budget_with_an_explicit_null_removes_the_budget(
     gql: GraphQL, admin: Actor, database: Database
 ) -> None:
     # given
-    issued = await user_service.create_user(
-        SqlUnitOfWork(database.writes),
-        user_service.CreateUser(handle="eve", monthly_budget_usd=Decimal(5)),
-    )
-    eve = global_id("User", issued.user.id)
+    eve = await user_with_a_budget_of_5(database)
 
     # when: null as a literal, and through a variable
     literal = await gql(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -42,6 +44,21 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@contextlib.asynccontextmanager
+async def two_apps(settings: Settings) -> AsyncIterator[tuple[Any, GraphQL, Any, GraphQL]]:
+    """Two API processes in one: apps A and B on the same `settings` (one database, one Redis),
+    both started; yields (app A, its client, app B, its client)."""
+    app_a = create_app(settings, migrate_on_start=False)
+    app_b = create_app(settings, migrate_on_start=False)
+    async with (
+        app_a.router.lifespan_context(app_a),
+        app_b.router.lifespan_context(app_b),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_a), base_url="http://a") as a,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_b), base_url="http://b") as b,
+    ):
+        yield app_a, GraphQL(a), app_b, GraphQL(b)
 
 
 @pytest.fixture
@@ -336,15 +353,7 @@ async def test_a_cancel_sent_to_one_process_stops_the_turn_running_on_another_at
         FakeResponse(content=" ".join(f"w{n}" for n in range(100)), token_delay=0.1),
         model="qwen-plus",
     )
-    app_a = create_app(both, migrate_on_start=False)
-    app_b = create_app(both, migrate_on_start=False)
-    async with (
-        app_a.router.lifespan_context(app_a),
-        app_b.router.lifespan_context(app_b),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_a), base_url="http://a") as a,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app_b), base_url="http://b") as b,
-    ):
-        gql_a, gql_b = GraphQL(a), GraphQL(b)
+    async with two_apps(both) as (app_a, gql_a, app_b, gql_b):
         broker_b = app_b.state.runtime.broker
         await asyncio.wait_for(app_a.state.runtime.broker.listening.wait(), WAIT)
         session = await new_session(gql_a, alice)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from infra.db.engine import Database
 from infra.db.uow import SqlUnitOfWork
 from tests.conftest import Actor
 from tests.turns_support import eventually
+from tests.wrapped_uow import WrappedUnitOfWork
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -41,28 +41,13 @@ class Gate:
         self.release = asyncio.Event()
 
 
-class HeldUnitOfWork:
+class HeldUnitOfWork(WrappedUnitOfWork):
     """The real unit of work, except that `commit()` first sends everything staged, then waits
     for the gate: the unit's locks are held, its writes invisible to others."""
 
     def __init__(self, inner: SqlUnitOfWork, gate: Gate) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._gate = gate
-
-    async def __aenter__(self) -> HeldUnitOfWork:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._inner.__aexit__(exc_type, exc, tb)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def commit(self) -> None:
         await self._inner.flush()

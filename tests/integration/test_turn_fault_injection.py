@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -31,6 +30,7 @@ from infra.db.models import AgentMessageRow, TurnEventRow, TurnRow, UsageRecordR
 from tests.conftest import Actor, GraphQL
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.wrapped_uow import WrappedUnitOfWork
 
 LEASE_SECONDS = 0.2
 CREATE = "mutation { createSession(input: {}) { id } }"
@@ -83,27 +83,12 @@ class CommitFaults:
             raise InjectedFailure
 
 
-class FaultyUnitOfWork:
+class FaultyUnitOfWork(WrappedUnitOfWork):
     """Delegates everything to the real unit of work except `commit`."""
 
     def __init__(self, inner: TurnUnitOfWork, faults: CommitFaults) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._faults = faults
-
-    async def __aenter__(self) -> FaultyUnitOfWork:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._inner.__aexit__(exc_type, exc, tb)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     async def commit(self) -> None:
         await self._faults.commit(self._inner)

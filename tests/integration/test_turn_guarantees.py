@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select, text
 
@@ -23,7 +22,6 @@ from domain.turns import service
 from domain.turns.events import TurnEvent, TurnEventType
 from domain.turns.ports import TurnUnitOfWork
 from domain.turns.settings import TurnSettings
-from graph.app import create_app
 from graph.ids import global_id
 from infra.db.engine import Database
 from infra.db.models import AgentMessageRow, TurnEventRow, TurnRow, UsageRecordRow
@@ -582,6 +580,19 @@ def hold_calls(turn_app: Any, kind: CallKind, *, linger: float = 0.0) -> HeldCal
     return held
 
 
+async def start_with_routing_held(
+    turn_app: Any, gql: GraphQL, actor: Actor, *, linger: float = 0.0
+) -> tuple[HeldCalls, str]:
+    """Starts an ORCHESTRATOR turn in a new session without waiting for it, its manager's
+    routing call held (see `hold_calls`); returns the hold and the turn's id."""
+    held = hold_calls(turn_app, CallKind.MANAGER_ROUTING, linger=linger)
+    session = await new_session(gql, actor)
+    started = await gql(
+        RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=actor
+    )
+    return held, started["data"]["runTurn"]["id"]
+
+
 async def stop_server_during(turn_app: Any, held: HeldCalls) -> None:
     """Waits until the held call is under way, then stops the server quickly."""
     await asyncio.wait_for(held.called.wait(), 10)
@@ -606,12 +617,8 @@ async def test_a_server_stop_during_the_managers_call_still_meters_it(
     database: Database,
 ) -> None:
     # given: an ORCHESTRATOR turn whose manager takes long to answer
-    held = hold_calls(turn_app, CallKind.MANAGER_ROUTING)
-    session = await new_session(turn_gql, alice)
-    started = await turn_gql(
-        RUN, run_input(session, mode="ORCHESTRATOR", waitForCompletion=False), as_=alice
-    )
-    turn_id = _uuid_of_turn(started["data"]["runTurn"]["id"])
+    held, started_id = await start_with_routing_held(turn_app, turn_gql, alice)
+    turn_id = _uuid_of_turn(started_id)
 
     # when
     await stop_server_during(turn_app, held)
@@ -759,19 +766,6 @@ def _uuid(global_session_id: str) -> uuid.UUID:
 
 
 # --- PostgreSQL: budgets and recovery under real concurrency --------------------------------------
-
-
-@pytest.fixture
-async def wide_gql(turn_settings: Settings) -> AsyncIterator[GraphQL]:
-    """The turn app letting one user run many turns at once."""
-    settings = turn_settings.model_copy(update={"max_running_turns_per_user": 50})
-    application = create_app(settings, migrate_on_start=False)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://pantheon.test", timeout=60
-        ) as http:
-            yield GraphQL(http)
 
 
 @pytest.mark.postgres

@@ -15,6 +15,7 @@ from domain.records import Model
 from domain.turns.budget import BudgetState, output_cap, used_fraction
 from domain.turns.metering import cost_nano
 from domain.turns.records import Turn
+from tests.attempts import provider_call
 
 NOW = datetime(2026, 12, 4, tzinfo=UTC)
 
@@ -56,21 +57,6 @@ def running(reserved: int) -> Turn:
         reserved_nano=reserved,
         started_at=NOW,
         finished_at=None,
-    )
-
-
-def provider_call(
-    prompt: int, completion: int, *, estimated: int, source: TokenSource = TokenSource.PROVIDER
-) -> Attempt:
-    return Attempt(
-        number=1,
-        reached_provider=True,
-        may_be_billed=True,
-        succeeded=True,
-        error_code=None,
-        usage=TokenUsage(prompt_tokens=prompt, completion_tokens=completion, source=source),
-        latency_ms=1,
-        estimated_prompt_tokens=estimated,
     )
 
 

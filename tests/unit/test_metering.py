@@ -25,6 +25,7 @@ from domain.turns.metering import (
     usage_entries,
     worst_case_nano,
 )
+from tests.attempts import provider_call
 
 
 def model(
@@ -465,21 +466,6 @@ def test_an_unpriced_agent_reserves_nothing() -> None:
     )
 
     assert reserved == 0
-
-
-def provider_call(prompt: int, completion: int, *, estimated: int) -> Attempt:
-    return Attempt(
-        number=1,
-        reached_provider=True,
-        may_be_billed=True,
-        succeeded=True,
-        error_code=None,
-        usage=TokenUsage(
-            prompt_tokens=prompt, completion_tokens=completion, source=TokenSource.PROVIDER
-        ),
-        latency_ms=10,
-        estimated_prompt_tokens=estimated,
-    )
 
 
 def test_a_learned_agent_reserves_its_corrected_prompt_and_its_expected_completion() -> None:

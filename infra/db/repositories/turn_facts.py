@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.turns.events import TurnEvent, TurnEventType
+from domain.turns.events import TurnEvent
 from domain.turns.metering import UsageEntry
 from domain.turns.ports import NewAgentMessage
 from domain.turns.records import AgentMessage
@@ -136,14 +136,4 @@ class SqlEventRepository:
             .where(TurnEventRow.turn_id == turn_id)
             .order_by(TurnEventRow.sequence)
         )
-        return [
-            TurnEvent(
-                turn_id=row.turn_id,
-                session_id=row.session_id,
-                sequence=row.sequence,
-                type=TurnEventType(row.event_type),
-                at=row.created_at,
-                payload=dict(row.payload),
-            )
-            for row in rows
-        ]
+        return [turn_mapping.event(row) for row in rows]
