@@ -41,10 +41,12 @@ from graph.request_context import bind_commit_probe
 from graph.runtime import Runtime
 from graph.schema import build_schema
 from graph.sockets.guard import WebSocketGuardMiddleware, guarded_socket
+from graph.tracing import RequestIdOnSpan
 from infra.db import commits
 from infra.db.faults import database_fault
 from infra.faults import infra_fault
 from infra.settings import Settings
+from infra.telemetry.tracing import Tracing, tracing_from_env
 
 log = logging.getLogger("pantheon.app")
 
@@ -162,20 +164,29 @@ def create_app(
     *,
     migrate_on_start: bool | None = None,
     gateway: LLMGateway | None = None,
+    tracing: Tracing | None = None,
 ) -> FastAPI:
     """`migrate_on_start` defaults to the embedded default only: on PostgreSQL, run
-    `pantheon migrate` first (under its advisory lock) and let servers just start."""
+    `pantheon migrate` first (under its advisory lock) and let servers just start.
+    `tracing` None: as the standard OTEL_* variables say (docs/observability.md); the app
+    shuts down only the tracing it made."""
     migrate_first = settings.embedded if migrate_on_start is None else migrate_on_start
+    owns_tracing = tracing is None
+    tracing = tracing if tracing is not None else tracing_from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        started = await startup.start(settings, migrate_first=migrate_first, gateway=gateway)
+        started = await startup.start(
+            settings, migrate_first=migrate_first, gateway=gateway, tracing=tracing
+        )
         app.state.runtime = started.runtime
         app.state.database = started.database
         try:
             yield
         finally:
             await startup.stop(started, settings)
+            if owns_tracing and tracing is not None:
+                tracing.shutdown()  # flushes the spans still batched
 
     app = FastAPI(title="Pantheon", lifespan=lifespan, docs_url=None, redoc_url=None)
     schema = build_schema(
@@ -184,6 +195,7 @@ def create_app(
         max_tokens=settings.max_query_tokens,
         cost_model=cost_model(settings),
         operation_timeout_seconds=settings.operation_timeout_seconds,
+        tracer=tracing.tracer if tracing is not None else None,
     )
     router = PantheonRouter(
         schema,
@@ -205,9 +217,25 @@ def create_app(
     app.add_middleware(
         WebSocketGuardMiddleware, max_message_bytes=settings.max_websocket_message_bytes
     )
+    if tracing is not None:
+        app.add_middleware(RequestIdOnSpan)  # just inside RequestIdMiddleware, which binds it
     app.add_middleware(RequestIdMiddleware, infra_fault=infra_fault)  # even a refused body
-    _cors(app, settings)  # outermost: every answer, errors included, carries the CORS headers
+    _cors(app, settings)  # every answer, errors included, carries the CORS headers
+    if tracing is not None:
+        _trace_requests(app, tracing)
     return app
+
+
+def _trace_requests(app: FastAPI, tracing: Tracing) -> None:
+    """Outermost: the HTTP server span, continuing an inbound `traceparent` (the propagators of
+    OTEL_PROPAGATORS, W3C trace context by default). No spans for each body chunk."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        tracer_provider=tracing.provider,
+        exclude_spans=["receive", "send"],
+    )
 
 
 # Headers a browser frontend on another origin may read (Retry-After on 429/503, the request id

@@ -21,6 +21,7 @@ from domain.turns.metering import DEFAULT_CATEGORIES, MeteringPolicy
 from domain.turns.runner import RunnerDeps
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
+from domain.turns.tracing import NO_TRACING
 from graph.runtime import Limits, Runtime
 from graph.sockets.ports import InMemorySocketCoordinator, SocketCoordinator
 from graph.sockets.registry import SocketRegistry
@@ -40,6 +41,9 @@ from infra.llm.registry import build_gateway
 from infra.rate_limits import CounterStores, memory_counters, redis_counters
 from infra.settings import Settings
 from infra.sockets.redis_coordinator import RedisSocketCoordinator
+from infra.telemetry.genai import AttemptSpans
+from infra.telemetry.tracing import Tracing
+from infra.telemetry.turns import OtelTurnTracer
 
 log = logging.getLogger("pantheon.startup")
 
@@ -62,9 +66,14 @@ def open_db(settings: Settings) -> Database:
 
 
 async def start(
-    settings: Settings, *, migrate_first: bool, gateway: LLMGateway | None = None
+    settings: Settings,
+    *,
+    migrate_first: bool,
+    gateway: LLMGateway | None = None,
+    tracing: Tracing | None = None,
 ) -> Started:
-    """`gateway` replaces the catalog's providers (tests use it to inject a double)."""
+    """`gateway` replaces the catalog's providers (tests use it to inject a double; it then
+    traces its attempts only if it was built with `tracing`'s spans). `tracing` None: off."""
     catalog = load_catalog(settings.catalog_file)
     database = open_db(settings)
     if migrate_first:
@@ -87,9 +96,12 @@ async def start(
             raise
         log.info("events: Redis at %s, key prefix %r", broker.where, broker.prefix)
     owns_gateway = gateway is None
-    gateway = gateway or build_gateway(catalog.providers)
+    spans = AttemptSpans(tracing) if tracing is not None else None
+    gateway = gateway or build_gateway(catalog.providers, spans=spans)
     counters = build_counters(settings)
-    runtime = build_runtime(settings, database, catalog, gateway, broker=broker, counters=counters)
+    runtime = build_runtime(
+        settings, database, catalog, gateway, broker=broker, counters=counters, tracing=tracing
+    )
     if isinstance(runtime.sockets.coordinator, RedisSocketCoordinator):
         runtime.sockets.coordinator.start()
     runtime.supervisor.start_sweeper(settings.recovery_interval_seconds)
@@ -196,6 +208,7 @@ def build_runtime(
     *,
     broker: EventBroker | None = None,
     counters: CounterStores | None = None,
+    tracing: Tracing | None = None,
 ) -> Runtime:
     turns = turn_settings(settings, catalog)
     if broker is None:
@@ -213,6 +226,7 @@ def build_runtime(
             publisher=broker,
             settings=turns,
             rate_limiter=limiter,
+            tracer=OtelTurnTracer(tracing.tracer) if tracing is not None else NO_TRACING,
         ),
         runner_id=uuid.uuid4().hex,
     )

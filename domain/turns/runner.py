@@ -43,6 +43,7 @@ from domain.turns.metering import UsageEntry, usage_entries
 from domain.turns.ports import NewAgentMessage, TurnClose, TurnUnitOfWork
 from domain.turns.service import StartedTurn, routing_events
 from domain.turns.settings import TurnSettings
+from domain.turns.tracing import NO_SPAN, NO_TRACING, TurnSpan, TurnTracer
 
 log = logging.getLogger("pantheon.turns.runner")
 
@@ -54,6 +55,7 @@ class RunnerDeps:
     publisher: RetainingPublisher
     settings: TurnSettings
     rate_limiter: RateLimiter = UNLIMITED  # settles each turn's tokens after it
+    tracer: TurnTracer = NO_TRACING  # the turn's trace span (domain/turns/tracing.py)
 
 
 @dataclass(slots=True)
@@ -84,8 +86,16 @@ class _AgentOutcome:
 class TurnRun:
     """One execution of one started turn; `cancel` is set by cancelTurn or the heartbeat."""
 
-    def __init__(self, deps: RunnerDeps, started: StartedTurn, cancel: asyncio.Event) -> None:
+    def __init__(
+        self,
+        deps: RunnerDeps,
+        started: StartedTurn,
+        cancel: asyncio.Event,
+        *,
+        span: TurnSpan = NO_SPAN,
+    ) -> None:
         self.deps = deps
+        self.span = span
         self.started = started
         self.turn = started.turn
         self.cancel = cancel
@@ -223,6 +233,7 @@ class TurnRun:
         agent), or None."""
         by_key = {agent.key: agent for agent in self.started.roster}
         plan = [by_key[key] for key in decision.selected_agent_keys]
+        self.span.agents_dispatched(len(plan))
         for position, agent in enumerate(plan, start=1):
             model = self.started.models[agent.model_alias]
             if self.cancel.is_set():
@@ -375,6 +386,7 @@ class TurnRun:
             pending is not None and pending.status is AgentMessageStatus.CANCELLED
         )
         status = _status(self.outcomes, cancelled=cancelled, failure=failure)
+        self.span.finished(status)
         before = self.sequence
         try:
             await self._write_close(pending, status, failure, summary)
@@ -552,6 +564,7 @@ class TurnRun:
     ) -> None:
         if entries:
             self._count_tokens(entries)
+            self.span.metered(entries)
             await uow.usage.add(
                 entries,
                 user_id=self.turn.user_id,

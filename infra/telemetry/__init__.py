@@ -1,0 +1,1 @@
+"""OpenTelemetry set-up (tracer provider, exporters) and the spans infra code records."""
