@@ -239,3 +239,34 @@ async def test_tracing_off_records_nothing_and_sends_no_traceparent(
     for model in ("writer-large", "qwen-plus"):
         (request,) = script.requests(model=model)
         assert "traceparent" not in request.headers
+
+
+async def test_each_attempt_is_a_span_and_a_refused_one_says_why(
+    turn_settings: Settings, alice: Actor, script: FakeOpenAIServer
+) -> None:
+    script.script(
+        "writer-large",
+        FakeResponse(status=429, headers={"retry-after": "0"}),
+        FakeResponse(content="Writer says hi"),
+    )
+    exporter = InMemorySpanExporter()
+    async with traced_app(turn_settings, build_tracing(exporter, environ={}, batch=False)) as (
+        _,
+        http,
+    ):
+        await run_two_agent_turn(http, alice, wait=True)
+        turn = await finished_turn_span(exporter)
+
+    spans = in_trace(exporter.get_finished_spans(), turn.context.trace_id)
+    first, second = sorted(
+        (s for s in spans if s.name == "chat writer-large"),
+        key=lambda s: s.attributes["pantheon.attempt"],
+    )
+    assert first.attributes["error.type"] == "PROVIDER_RATE_LIMITED"
+    assert first.attributes["pantheon.token_source"] == "NONE"
+    assert not first.status.is_ok
+    assert "error.type" not in second.attributes
+    assert second.attributes["pantheon.attempt"] == 2
+    # Each attempt sent its own span as the provider request's parent.
+    sent = [r.headers["traceparent"].split("-")[2] for r in script.requests(model="writer-large")]
+    assert sent == [format(s.context.span_id, "016x") for s in (first, second)]
