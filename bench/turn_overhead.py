@@ -27,10 +27,11 @@ and the last concurrent round; timings then include the profiler's cost. Not a t
 
 `--otel` measures what tracing costs instead: two Pantheon servers on the same database, one
 with tracing off and one exporting over OTLP/HTTP (docs/observability.md) to a local sink
-process on 127.0.0.1 (it answers every export 200 and counts them), with a batch delay of
-0.5 s so the exports happen inside the measured window. Each round runs `--turns` sequential
-turns on each, interleaved (off, on, off, ...) so both see the same machine load, and compares
-the server CPU per turn; the exporter's thread is in the server's process, so its CPU counts.
+process on 127.0.0.1 (it answers every export 200 and counts them), with the SDK's default
+batch delay (5 s), waited out at the end of each window so its exports happen inside it. Each
+round runs `--turns` sequential turns on each, interleaved (off, on, off, ...) so both see the
+same machine load, and compares the server CPU per turn; the exporter's thread is in the
+server's process, so its CPU counts.
 """
 
 from __future__ import annotations
@@ -79,9 +80,9 @@ CREATE = """mutation($keys: [String!]) {
 RUN = """mutation($input: RunTurnInput!) {
   runTurn(input: $input) { id status assistantOutput messages { position status } } }"""
 PING = "{ me { id } }"
-# --otel: shorter than the SDK's 5 s default so each window's spans are exported inside it
-# (a longer delay only makes batches larger, each export cheaper per span).
-BATCH_DELAY_MS = 500
+# --otel: the SDK's default batch delay (OTEL_BSP_SCHEDULE_DELAY), so batches are as large as
+# in production; each window waits it out, so its spans are exported inside it.
+BATCH_DELAY_MS = 5000
 
 
 # --- child processes --------------------------------------------------------------------------
