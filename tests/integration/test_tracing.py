@@ -270,3 +270,26 @@ async def test_each_attempt_is_a_span_and_a_refused_one_says_why(
     # Each attempt sent its own span as the provider request's parent.
     sent = [r.headers["traceparent"].split("-")[2] for r in script.requests(model="writer-large")]
     assert sent == [format(s.context.span_id, "016x") for s in (first, second)]
+
+
+async def test_a_subscription_over_a_socket_is_traced_without_breaking_the_context(
+    turn_settings: Settings,
+    alice: Actor,
+    script: FakeOpenAIServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.integration.test_subscriptions import PROGRESS, _serve, collect
+
+    exporter = InMemorySpanExporter()
+    tracing = build_tracing(exporter, environ={}, batch=False)
+    async with traced_app(turn_settings, tracing) as (application, http):
+        turn = await run_two_agent_turn(http, alice, wait=False)
+        turn_id = turn.json()["data"]["runTurn"]["id"]
+        async for url in _serve(application):
+            events = await collect(url, alice, PROGRESS, {"id": turn_id})
+    assert events[-1]["__typename"] == "TurnFinished"
+
+    operation = one(exporter.get_finished_spans(), "subscription turnProgress")
+    assert operation.attributes["graphql.operation.type"] == "subscription"
+    assert parent_of(operation) is not None  # inside the socket's server span
+    assert "Failed to detach context" not in caplog.text
