@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -226,15 +227,23 @@ def create_app(
     return app
 
 
+# Probes and scrapes, not worth a trace each (OTEL_PYTHON_ASGI_EXCLUDED_URLS replaces the list).
+UNTRACED_URLS = "/api/v1/health$,/api/v1/ready$,/metrics$"
+
+
 def _trace_requests(app: FastAPI, tracing: Tracing) -> None:
     """Outermost: the HTTP server span, continuing an inbound `traceparent` (the propagators of
     OTEL_PROPAGATORS, W3C trace context by default). No spans for each body chunk."""
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
+    excluded = os.environ.get("OTEL_PYTHON_ASGI_EXCLUDED_URLS") or os.environ.get(
+        "OTEL_PYTHON_EXCLUDED_URLS", UNTRACED_URLS
+    )
     app.add_middleware(
         OpenTelemetryMiddleware,
         tracer_provider=tracing.provider,
         exclude_spans=["receive", "send"],
+        excluded_urls=excluded,
     )
 
 

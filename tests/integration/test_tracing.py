@@ -293,3 +293,18 @@ async def test_a_subscription_over_a_socket_is_traced_without_breaking_the_conte
     assert operation.attributes["graphql.operation.type"] == "subscription"
     assert parent_of(operation) is not None  # inside the socket's server span
     assert "Failed to detach context" not in caplog.text
+
+
+async def test_health_probes_are_not_traced(
+    turn_settings: Settings, alice: Actor, script: FakeOpenAIServer
+) -> None:
+    exporter = InMemorySpanExporter()
+    async with traced_app(turn_settings, build_tracing(exporter, environ={}, batch=False)) as (
+        _,
+        http,
+    ):
+        assert (await http.get("/api/v1/health")).status_code == 200
+        assert (await http.get("/api/v1/ready")).status_code == 200
+        await post(http, alice, "{ me { id } }")
+
+    assert [s.name for s in exporter.get_finished_spans()] == ["query me", "POST /graphql"]
