@@ -31,7 +31,8 @@ process on 127.0.0.1 (it answers every export 200 and counts them), with the SDK
 batch delay (5 s), waited out at the end of each window so its exports happen inside it. Each
 round runs `--turns` sequential turns on each, interleaved (off, on, off, ...) so both see the
 same machine load, and compares the server CPU per turn; the exporter's thread is in the
-server's process, so its CPU counts.
+server's process, so its CPU counts. `OTEL_SDK_DISABLED=true` in this shell turns tracing off
+on both servers: the A/A check of the comparison's own bias.
 """
 
 from __future__ import annotations
