@@ -3,6 +3,7 @@
     PYTHONPATH=. python bench/turn_overhead.py [--turns 50] [--concurrency 100] [--delay-ms 200]
         [--rounds 2] [--users 10] [--db-pool-size N] [--db-max-overflow N]
         [--database-url postgres|sqlite|postgresql+asyncpg://...] [--show-sql] [--profile DIR]
+    PYTHONPATH=. python bench/turn_overhead.py --otel [--turns 50] [--rounds 2]
 
 Three processes, so none shares another's GIL: Pantheon as a real uvicorn server (built like
 `pantheon serve`: `create_app`, uvicorn's own socket and its default loop/parser), the fake
@@ -23,6 +24,15 @@ Server-side figures come from bench-only routes added to the app in its process:
 SQL statements (`--show-sql` lists one turn's), peak pooled DB connections in use. `--profile
 DIR` writes pyinstrument reports (text and .pyisession) of the server for the sequential phase
 and the last concurrent round; timings then include the profiler's cost. Not a test; not in CI.
+
+`--otel` measures what tracing costs instead: two Pantheon servers on the same database, one
+with tracing off and one exporting over OTLP/HTTP (docs/observability.md) to a local sink
+process on 127.0.0.1 (it answers every export 200 and counts them), with the SDK's default
+batch delay (5 s), waited out at the end of each window so its exports happen inside it. Each
+round runs `--turns` sequential turns on each, interleaved (off, on, off, ...) so both see the
+same machine load, and compares the server CPU per turn; the exporter's thread is in the
+server's process, so its CPU counts. `OTEL_SDK_DISABLED=true` in this shell turns tracing off
+on both servers: the A/A check of the comparison's own bias.
 """
 
 from __future__ import annotations
@@ -71,6 +81,9 @@ CREATE = """mutation($keys: [String!]) {
 RUN = """mutation($input: RunTurnInput!) {
   runTurn(input: $input) { id status assistantOutput messages { position status } } }"""
 PING = "{ me { id } }"
+# --otel: the SDK's default batch delay (OTEL_BSP_SCHEDULE_DELAY), so batches are as large as
+# in production; each window waits it out, so its spans are exported inside it.
+BATCH_DELAY_MS = 5000
 
 
 # --- child processes --------------------------------------------------------------------------
@@ -100,6 +113,44 @@ def serve_fake() -> None:
         print(server.base_url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
+
+
+def serve_sink() -> None:
+    """A local OTLP/HTTP endpoint: every POST is answered 200 (an empty
+    ExportTraceServiceResponse); `GET /count` returns how many exports and bytes came."""
+    counts = {"exports": 0, "bytes": 0}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                lines = head.decode("latin-1").split("\r\n")
+                headers = dict(h.lower().split(": ", 1) for h in lines[1:] if ": " in h)
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if lines[0].startswith("POST"):
+                    counts["exports"] += 1
+                    counts["bytes"] += len(body)
+                    payload, kind = b"", b"application/x-protobuf"
+                else:
+                    payload, kind = json.dumps(counts).encode(), b"application/json"
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: "
+                    + kind
+                    + b"\r\ncontent-length: "
+                    + str(len(payload)).encode()
+                    + b"\r\n\r\n"
+                    + payload
+                )
+                await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+        await server.serve_forever()
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
 
 
 def serve_pantheon() -> None:
@@ -495,6 +546,80 @@ async def run(args: argparse.Namespace, api_url: str, fake_url: str, tokens: lis
             print(f"\n   profiles (server, pyinstrument): {args.profile}/*.txt")
 
 
+async def cpu_per_turn(
+    benches: dict[str, Bench], turns: int
+) -> dict[str, tuple[float, float, int]]:
+    """Per server: (CPU per turn, p50 seconds per turn, failures) over `turns` sequential turns,
+    the servers' turns interleaved (off, on, off, ...) so both see the same machine load."""
+    for i in range(WARMUP):
+        for bench in benches.values():
+            await bench.turn(i % SEQ_SESSIONS)
+    before = {label: await bench.stats() for label, bench in benches.items()}
+    measured: dict[str, list[Turn]] = {label: [] for label in benches}
+    for i in range(turns):
+        for label, bench in benches.items():
+            measured[label].append(await bench.turn(i % SEQ_SESSIONS))
+    # The batch delay (OTEL_BSP_SCHEDULE_DELAY, below) passes inside the window: the last
+    # turns' spans are exported in it too. Idle, a server spends next to no CPU.
+    await asyncio.sleep(BATCH_DELAY_MS / 1000 + 0.2)
+    after = {label: await bench.stats() for label, bench in benches.items()}
+    return {
+        label: (
+            (after[label]["cpu"] - before[label]["cpu"]) / turns,
+            pct([t.seconds for t in measured[label]], 0.5),
+            sum(not t.ok for t in measured[label]),
+        )
+        for label in benches
+    }
+
+
+async def run_otel(
+    args: argparse.Namespace, servers: dict[str, str], fake_url: str, tokens: list[str], sink: str
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        benches: dict[str, Bench] = {}
+        for label, api_url in servers.items():
+            api = await stack.enter_async_context(httpx.AsyncClient(base_url=api_url, timeout=60))
+            fake = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await api.get("/api/v1/ready")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Pantheon ({label}) did not become ready")
+                await asyncio.sleep(0.1)
+            bench = Bench(api=[api], fake=[fake], fake_url=fake_url, tokens=tokens)
+            for i in range(SEQ_SESSIONS):
+                token = tokens[i % len(tokens)]
+                body = await bench.gql(token, CREATE, {"keys": ROSTER})
+                bench.sessions.append((token, body["data"]["createSession"]["id"]))
+            benches[label] = bench
+        await benches["off"].set_delay(0)
+        print(f"\n--otel: {args.turns} sequential turns per server per round, zero provider delay")
+        print(
+            f"   {'round':8}{'CPU/turn off':>15}{'CPU/turn on':>15}{'on - off':>12}"
+            f"{'p50 off':>12}{'p50 on':>12}"
+        )
+        diffs = []
+        for round_ in range(1, args.rounds + 1):
+            results = await cpu_per_turn(benches, args.turns)
+            off, on = results["off"], results["on"]
+            diffs.append(on[0] - off[0])
+            print(
+                f"   {round_:<8}{off[0] * 1000:12.2f} ms{on[0] * 1000:12.2f} ms"
+                f"{(on[0] - off[0]) * 1000:9.2f} ms{off[1] * 1000:9.1f} ms{on[1] * 1000:9.1f} ms"
+                + (f"  FAILED off {off[2]} on {on[2]}" if off[2] or on[2] else "")
+            )
+        async with httpx.AsyncClient() as http:
+            counts = (await http.get(f"{sink}/count")).json()
+        print(
+            f"   tracing costs {statistics.median(diffs) * 1000:.2f} ms CPU per turn (median of"
+            f" rounds; mean {statistics.mean(diffs) * 1000:.2f} ms)"
+        )
+        print(f"   the sink received {counts['exports']} OTLP exports, {counts['bytes']} bytes")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=50, help="sequential turns")
@@ -512,10 +637,16 @@ def main() -> None:
     parser.add_argument("--db-max-overflow", type=int, default=10)
     parser.add_argument("--show-sql", action="store_true", help="list one turn's statements")
     parser.add_argument("--profile", type=Path, default=None, help="write pyinstrument reports")
-    parser.add_argument("--role", choices=["fake", "pantheon"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--otel", action="store_true", help="CPU per turn with tracing on vs off (see above)"
+    )
+    parser.add_argument("--role", choices=["fake", "pantheon", "sink"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "fake":
         serve_fake()
+        return
+    if args.role == "sink":
+        serve_sink()
         return
     if args.role == "pantheon":
         serve_pantheon()
@@ -560,6 +691,24 @@ def main() -> None:
             "PANTHEON_RATE_LIMIT_TURNS_PER_MINUTE": "100000000",
             "PANTHEON_RATE_LIMIT_TOKENS_PER_MINUTE": "100000000000",
         }
+        # Off unless --otel turns it on below, whatever this shell exports.
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = ""
+        if args.otel:
+            sink = stack.enter_context(child("sink", tmp / "sink.log"))
+            traced = {
+                **env,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": sink,
+                "OTEL_BSP_SCHEDULE_DELAY": str(BATCH_DELAY_MS),
+                "PANTHEON_DATA_DIR": str(tmp / "data-on"),
+            }
+            servers = {
+                "off": stack.enter_context(child("pantheon", tmp / "pantheon.log", env)),
+                "on": stack.enter_context(child("pantheon", tmp / "pantheon-on.log", traced)),
+            }
+            urls = {label: f"http://127.0.0.1:{port}" for label, port in servers.items()}
+            print(f"Pantheon tracing overhead; python {sys.version.split()[0]}; sink {sink}")
+            asyncio.run(run_otel(args, urls, fake_url, tokens, sink))
+            return
         port = stack.enter_context(child("pantheon", tmp / "pantheon.log", env))
         kind = "SQLite (temp file)" if url.startswith("sqlite") else "PostgreSQL (fresh database)"
         print(f"Pantheon turn overhead: {kind}; python {sys.version.split()[0]}")

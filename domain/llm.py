@@ -76,7 +76,8 @@ class LLMRequest:
     """One call to a model.
 
     ``provider`` is the catalog's provider name (it picks the client), ``model`` the vendor's own
-    model id. ``persona`` (the agent's display name) only feeds the offline provider and logs.
+    model id. ``persona`` (the agent's display name) only feeds the offline provider and logs;
+    ``agent_key`` (the agent's key) labels the call's trace span.
     ``json_output`` asks for a JSON answer where the provider supports it; callers still parse
     strictly and keep their fallback.
     """
@@ -89,6 +90,7 @@ class LLMRequest:
     temperature: float | None = None
     persona: str | None = None
     json_output: bool = False
+    agent_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +43,7 @@ from graph.request_context import bind_commit_probe, note_user
 from graph.runtime import Runtime
 from graph.schema import build_schema
 from graph.sockets.guard import WebSocketGuardMiddleware, guarded_socket
+from graph.tracing import RequestIdOnSpan
 from infra.db import commits
 from infra.events.redis_broker import RedisEventBroker
 from infra.faults import infra_fault
@@ -49,6 +51,7 @@ from infra.readiness import Readiness
 from infra.settings import Settings
 from infra.telemetry.metrics import PantheonMetrics
 from infra.telemetry.route import register_metrics_route
+from infra.telemetry.tracing import Tracing, tracing_from_env
 
 log = logging.getLogger("pantheon.app")
 
@@ -170,16 +173,25 @@ def create_app(
     *,
     migrate_on_start: bool | None = None,
     gateway: LLMGateway | None = None,
+    tracing: Tracing | None = None,
 ) -> FastAPI:
     """`migrate_on_start` defaults to the embedded default only: on PostgreSQL, run
-    `pantheon migrate` first (under its advisory lock) and let servers just start."""
+    `pantheon migrate` first (under its advisory lock) and let servers just start.
+    `tracing` None: as the standard OTEL_* variables say (docs/observability.md); the app
+    shuts down only the tracing it made."""
     migrate_first = settings.embedded if migrate_on_start is None else migrate_on_start
     metrics = PantheonMetrics()
+    owns_tracing = tracing is None
+    tracing = tracing if tracing is not None else tracing_from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started = await startup.start(
-            settings, migrate_first=migrate_first, gateway=gateway, metrics=metrics
+            settings,
+            migrate_first=migrate_first,
+            gateway=gateway,
+            metrics=metrics,
+            tracing=tracing,
         )
         app.state.runtime = started.runtime
         app.state.database = started.database
@@ -190,6 +202,8 @@ def create_app(
                 await startup.stop(started, settings)
             finally:
                 metrics.process_stopping()
+                if owns_tracing and tracing is not None:
+                    tracing.shutdown()  # flushes the spans still batched
 
     app = FastAPI(title="Pantheon", lifespan=lifespan, docs_url=None, redoc_url=None)
     schema = build_schema(
@@ -198,6 +212,7 @@ def create_app(
         max_tokens=settings.max_query_tokens,
         cost_model=cost_model(settings),
         operation_timeout_seconds=settings.operation_timeout_seconds,
+        tracer=tracing.tracer if tracing is not None else None,
     )
     router = PantheonRouter(
         schema,
@@ -225,9 +240,33 @@ def create_app(
     app.add_middleware(
         AccessLogMiddleware, infra_fault=infra_fault
     )  # inside RequestIdMiddleware: lines carry the id
+    if tracing is not None:
+        app.add_middleware(RequestIdOnSpan)  # just inside RequestIdMiddleware, which binds it
     app.add_middleware(RequestIdMiddleware, infra_fault=infra_fault)  # even a refused body
-    _cors(app, settings)  # outermost: every answer, errors included, carries the CORS headers
+    _cors(app, settings)  # every answer, errors included, carries the CORS headers
+    if tracing is not None:
+        _trace_requests(app, tracing)
     return app
+
+
+# Probes and scrapes, not worth a trace each (OTEL_PYTHON_ASGI_EXCLUDED_URLS replaces the list).
+UNTRACED_URLS = "/api/v1/health$,/api/v1/ready$,/metrics$"
+
+
+def _trace_requests(app: FastAPI, tracing: Tracing) -> None:
+    """Outermost: the HTTP server span, continuing an inbound `traceparent` (the propagators of
+    OTEL_PROPAGATORS, W3C trace context by default). No spans for each body chunk."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    excluded = os.environ.get("OTEL_PYTHON_ASGI_EXCLUDED_URLS") or os.environ.get(
+        "OTEL_PYTHON_EXCLUDED_URLS", UNTRACED_URLS
+    )
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        tracer_provider=tracing.provider,
+        exclude_spans=["receive", "send"],
+        excluded_urls=excluded,
+    )
 
 
 # Headers a browser frontend on another origin may read (Retry-After on 429/503, the request id

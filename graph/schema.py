@@ -8,6 +8,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from opentelemetry.trace import Tracer
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -36,6 +37,7 @@ from graph.sessions.types import SessionNode
 from graph.subscriptions.api import Subscriptions
 from graph.subscriptions.types import EVENT_TYPES
 from graph.summaries.types import SessionSummaryNode
+from graph.tracing import OperationSpan
 from graph.turns.api import TurnMutations, TurnQueries
 from graph.turns.types import AgentMessageNode, TurnNode
 from graph.turns.usage_types import UsageRecordNode
@@ -104,7 +106,9 @@ def build_schema(
     max_tokens: int = 2_000,
     cost_model: CostModel = DEFAULT_COST_MODEL,
     operation_timeout_seconds: float = 10.0,
+    tracer: Tracer | None = None,
 ) -> Any:
+    """`tracer` (tracing on) adds a span per operation (graph/tracing.py)."""
     limit_rules = [
         *QueryDepthLimiter(max_depth=max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
@@ -126,6 +130,8 @@ def build_schema(
         ],
         # Factories, not instances: an instance would be shared by concurrent operations.
         extensions=[
+            # First, so it ends last: after ErrorCodes has coded the errors it records.
+            *([lambda: OperationSpan(tracer)] if tracer is not None else []),
             OperationMetrics,  # before ErrorCodes: it counts the codes ErrorCodes assigned
             AccessLogExtension,  # first: it reads the codes ErrorCodes gives on the way out
             ErrorCodes,

@@ -22,6 +22,7 @@ from domain.turns.observer import NO_TURN_OBSERVER
 from domain.turns.runner import RunnerDeps
 from domain.turns.settings import TurnSettings
 from domain.turns.supervisor import TurnSupervisor
+from domain.turns.tracing import NO_TRACING
 from graph.runtime import Limits, Runtime
 from graph.sockets.ports import InMemorySocketCoordinator, SocketCoordinator
 from graph.sockets.registry import SocketRegistry
@@ -42,8 +43,11 @@ from infra.rate_limits import CounterStores, memory_counters, redis_counters
 from infra.settings import Settings
 from infra.sockets.redis_coordinator import RedisSocketCoordinator
 from infra.telemetry.db_pool import watch_pool
+from infra.telemetry.genai import AttemptSpans
 from infra.telemetry.llm import MeteredGateway
 from infra.telemetry.metrics import PantheonMetrics
+from infra.telemetry.tracing import Tracing
+from infra.telemetry.turns import OtelTurnTracer
 
 log = logging.getLogger("pantheon.startup")
 
@@ -71,8 +75,10 @@ async def start(
     migrate_first: bool,
     gateway: LLMGateway | None = None,
     metrics: PantheonMetrics | None = None,
+    tracing: Tracing | None = None,
 ) -> Started:
-    """`gateway` replaces the catalog's providers (tests use it to inject a double)."""
+    """`gateway` replaces the catalog's providers (tests use it to inject a double; it then
+    traces its attempts only if it was built with `tracing`'s spans). `tracing` None: off."""
     catalog = load_catalog(settings.catalog_file)
     database = open_db(settings)
     if metrics is not None:
@@ -97,10 +103,18 @@ async def start(
             raise
         log.info("events: Redis at %s, key prefix %r", broker.where, broker.prefix)
     owns_gateway = gateway is None
-    gateway = gateway or build_gateway(catalog.providers)
+    spans = AttemptSpans(tracing) if tracing is not None else None
+    gateway = gateway or build_gateway(catalog.providers, spans=spans)
     counters = build_counters(settings)
     runtime = build_runtime(
-        settings, database, catalog, gateway, broker=broker, counters=counters, metrics=metrics
+        settings,
+        database,
+        catalog,
+        gateway,
+        broker=broker,
+        counters=counters,
+        metrics=metrics,
+        tracing=tracing,
     )
     if isinstance(runtime.sockets.coordinator, RedisSocketCoordinator):
         runtime.sockets.coordinator.start()
@@ -209,6 +223,7 @@ def build_runtime(
     broker: EventBroker | None = None,
     counters: CounterStores | None = None,
     metrics: PantheonMetrics | None = None,
+    tracing: Tracing | None = None,
 ) -> Runtime:
     turns = turn_settings(settings, catalog)
     if metrics is not None:
@@ -230,6 +245,7 @@ def build_runtime(
             settings=turns,
             rate_limiter=limiter,
             observer=metrics or NO_TURN_OBSERVER,
+            tracer=OtelTurnTracer(tracing.tracer) if tracing is not None else NO_TRACING,
         ),
         runner_id=uuid.uuid4().hex,
     )

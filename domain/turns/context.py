@@ -91,6 +91,7 @@ def build_prompt(
             max_output_tokens=model.max_output_tokens,
             call_kind=CallKind.AGENT_RESPONSE,
             persona=agent.name,
+            agent_key=agent.key,
         ),
         history_turns_included=len(history) // 2,
         estimated_prompt_tokens=estimate_prompt_tokens(messages),

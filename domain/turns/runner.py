@@ -44,6 +44,7 @@ from domain.turns.observer import NO_TURN_OBSERVER, TurnObserver
 from domain.turns.ports import NewAgentMessage, TurnClose, TurnUnitOfWork
 from domain.turns.service import StartedTurn, routing_events
 from domain.turns.settings import TurnSettings
+from domain.turns.tracing import NO_SPAN, NO_TRACING, TurnSpan, TurnTracer
 
 log = logging.getLogger("pantheon.turns.runner")
 
@@ -56,6 +57,7 @@ class RunnerDeps:
     settings: TurnSettings
     rate_limiter: RateLimiter = UNLIMITED  # settles each turn's tokens after it
     observer: TurnObserver = NO_TURN_OBSERVER  # turn counts and durations (metrics)
+    tracer: TurnTracer = NO_TRACING  # the turn's trace span (domain/turns/tracing.py)
 
 
 @dataclass(slots=True)
@@ -86,8 +88,16 @@ class _AgentOutcome:
 class TurnRun:
     """One execution of one started turn; `cancel` is set by cancelTurn or the heartbeat."""
 
-    def __init__(self, deps: RunnerDeps, started: StartedTurn, cancel: asyncio.Event) -> None:
+    def __init__(
+        self,
+        deps: RunnerDeps,
+        started: StartedTurn,
+        cancel: asyncio.Event,
+        *,
+        span: TurnSpan = NO_SPAN,
+    ) -> None:
         self.deps = deps
+        self.span = span
         self.started = started
         self.turn = started.turn
         self.cancel = cancel
@@ -226,6 +236,7 @@ class TurnRun:
         agent), or None."""
         by_key = {agent.key: agent for agent in self.started.roster}
         plan = [by_key[key] for key in decision.selected_agent_keys]
+        self.span.agents_dispatched(len(plan))
         for position, agent in enumerate(plan, start=1):
             model = self.started.models[agent.model_alias]
             if self.cancel.is_set():
@@ -378,6 +389,7 @@ class TurnRun:
             pending is not None and pending.status is AgentMessageStatus.CANCELLED
         )
         status = _status(self.outcomes, cancelled=cancelled, failure=failure)
+        self.span.finished(status)
         before = self.sequence
         try:
             await self._write_close(pending, status, failure, summary)
@@ -556,6 +568,7 @@ class TurnRun:
     ) -> None:
         if entries:
             self._count_tokens(entries)
+            self.span.metered(entries)
             await uow.usage.add(
                 entries,
                 user_id=self.turn.user_id,

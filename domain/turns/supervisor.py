@@ -58,15 +58,18 @@ class TurnSupervisor:
     async def _supervise(self, started: StartedTurn, cancel: asyncio.Event) -> None:
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(self._beat_forever())
-        run = TurnRun(self.deps, started, cancel)
-        self._runs[started.turn.id] = run
-        mode, began = started.turn.mode, time.monotonic()
-        self.deps.observer.turn_started(mode)
-        try:
-            await run.run()
-        finally:
-            self.deps.observer.turn_finished(mode, run.closed_status, time.monotonic() - began)
-            await asyncio.shield(self._settle_rate_limit(started, run))
+        # The task copied the context of whoever launched it (the runTurn request's span), so
+        # the turn's span, opened here, continues the request's trace even once it has answered.
+        with self.deps.tracer.turn(started.turn) as span:
+            run = TurnRun(self.deps, started, cancel, span=span)
+            self._runs[started.turn.id] = run
+            mode, began = started.turn.mode, time.monotonic()
+            self.deps.observer.turn_started(mode)
+            try:
+                await run.run()
+            finally:
+                self.deps.observer.turn_finished(mode, run.closed_status, time.monotonic() - began)
+                await asyncio.shield(self._settle_rate_limit(started, run))
 
     async def _settle_rate_limit(self, started: StartedTurn, run: TurnRun) -> None:
         """Charges the user's token window with what the turn spent beyond its estimate."""

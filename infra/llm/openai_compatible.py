@@ -32,6 +32,7 @@ from infra.llm.recording import CallRecorder, RecordedStream
 from infra.llm.retry import backoff_delay
 from infra.llm.sharded_pool import ShardedTransport
 from infra.llm.wire import build_payload, parse_chunk, parse_completion
+from infra.telemetry.genai import AttemptSpans
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class OpenAICompatibleClient:
     """An ``LLMGateway`` for one provider. Use as an async context manager or call ``aclose()``.
 
     ``transport`` is for tests (``httpx.MockTransport``); ``rng`` makes the backoff jitter
-    reproducible.
+    reproducible; ``spans`` (tracing on) traces each attempt and sends its ``traceparent``.
     """
 
     def __init__(
@@ -53,8 +54,10 @@ class OpenAICompatibleClient:
         api_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        spans: AttemptSpans | None = None,
     ) -> None:
         self.name = name
+        self._spans = spans
         self._config = config
         self._secret = api_key or None
         self._url = f"{config.base_url}/chat/completions"
@@ -96,7 +99,7 @@ class OpenAICompatibleClient:
     async def complete(
         self, request: LLMRequest, *, spent: list[Attempt] | None = None
     ) -> LLMResult:
-        recorder = CallRecorder(request, spent=spent)
+        recorder = CallRecorder(request, spent=spent, spans=self._spans)
         deadline = self._deadline()
         payload = self._payload(request, stream=False)
         try:
@@ -124,13 +127,14 @@ class OpenAICompatibleClient:
             await response.aclose()
         completion = parse_completion(body)
         recorder.set_request_id(completion.response_id)
+        recorder.set_response_model(completion.model)
         recorder.received(completion.text)
         return recorder.succeed(usage=completion.usage, finish_reason=completion.finish_reason)
 
     # --- stream -----------------------------------------------------------------------------
 
     def stream(self, request: LLMRequest) -> RecordedStream:
-        recorder = CallRecorder(request)
+        recorder = CallRecorder(request, spans=self._spans)
         return RecordedStream(self._stream(request, recorder), recorder)
 
     async def _stream(
@@ -181,6 +185,7 @@ class OpenAICompatibleClient:
     ) -> httpx.Response:
         """Send the request; return the 2xx response (to read and close) or raise its failure."""
         headers = {"accept": "text/event-stream" if stream else "application/json"}
+        recorder.trace_headers(headers)
         request = self._http.build_request("POST", self._url, json=payload, headers=headers)
         try:
             async with asyncio.timeout_at(deadline):

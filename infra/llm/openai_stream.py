@@ -87,6 +87,7 @@ class StreamProgress:
     def absorb(self, chunk: Completion, recorder: CallRecorder) -> str:
         """Take in one chunk; return its text to hand to the caller."""
         recorder.set_request_id(chunk.response_id)
+        recorder.set_response_model(chunk.model)
         self.finish_reason = chunk.finish_reason or self.finish_reason
         self.usage = chunk.usage or self.usage  # some servers repeat usage on every chunk
         if chunk.text:

@@ -1,11 +1,13 @@
 """Bookkeeping shared by every provider: one ``CallRecorder`` per call turns what happened into
-``Attempt`` records, results and errors; ``RecordedStream`` exposes a stream and its attempts."""
+``Attempt`` records, results and errors (and, with tracing on, one span per attempt:
+infra/telemetry/genai.py); ``RecordedStream`` exposes a stream and its attempts."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, MutableMapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from domain.llm import (
     NO_USAGE,
@@ -19,6 +21,10 @@ from domain.llm import (
     estimate_prompt_tokens,
     estimate_usage,
 )
+from infra.telemetry.genai import AttemptSpans, inject_trace_context
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 
 @dataclass(slots=True)
@@ -27,13 +33,23 @@ class _OpenAttempt:
     started: float
     parts: list[str] = field(default_factory=list)
     request_id: str | None = None
+    response_model: str | None = None
+    span: Span | None = None
 
 
 class CallRecorder:
-    """Records the attempts of one call. Not shared between calls or tasks."""
+    """Records the attempts of one call. Not shared between calls or tasks. ``spans`` is None
+    with tracing off: then no span is ever started."""
 
-    def __init__(self, request: LLMRequest, *, spent: list[Attempt] | None = None) -> None:
+    def __init__(
+        self,
+        request: LLMRequest,
+        *,
+        spent: list[Attempt] | None = None,
+        spans: AttemptSpans | None = None,
+    ) -> None:
         self._request = request
+        self._spans = spans
         self._started = time.monotonic()
         self._attempts: list[Attempt] = []
         self._spent = spent  # the caller's copy, kept up to date (see LLMGateway.complete)
@@ -59,7 +75,18 @@ class CallRecorder:
     def begin(self) -> int:
         """Start the next attempt and return its 1-based number."""
         self._open = _OpenAttempt(number=len(self._attempts) + 1, started=time.monotonic())
+        if self._spans is not None:
+            self._open.span = self._spans.start(self._request, self._open.number)
         return self._open.number
+
+    def trace_headers(self, headers: MutableMapping[str, str]) -> None:
+        """Adds the attempt span's ``traceparent`` to a request's headers (tracing on only)."""
+        if self._open is not None and self._open.span is not None:
+            inject_trace_context(self._open.span, headers)
+
+    def set_response_model(self, model: str | None) -> None:
+        if self._open is not None and model and self._open.response_model is None:
+            self._open.response_model = model
 
     def received(self, text: str) -> None:
         if self._open is not None:
@@ -75,7 +102,15 @@ class CallRecorder:
         opened = self._take()
         text = "".join(opened.parts)
         usage = usage or estimate_usage(self._request.messages, text)
-        self._close(opened, succeeded=True, code=None, reached=True, billed=True, usage=usage)
+        self._close(
+            opened,
+            succeeded=True,
+            code=None,
+            reached=True,
+            billed=True,
+            usage=usage,
+            finish_reason=finish_reason,
+        )
         return LLMResult(
             text=text,
             finish_reason=finish_reason,
@@ -116,6 +151,7 @@ class CallRecorder:
         reached: bool,
         billed: bool,
         usage: TokenUsage,
+        finish_reason: str | None = None,
     ) -> None:
         attempt = Attempt(
             number=opened.number,
@@ -129,6 +165,14 @@ class CallRecorder:
             estimated_prompt_tokens=self.estimated_prompt_tokens if reached else 0,
         )
         self._attempts.append(attempt)
+        if opened.span is not None and self._spans is not None:
+            self._spans.end(
+                opened.span,
+                attempt,
+                text="".join(opened.parts),
+                finish_reason=finish_reason,
+                response_model=opened.response_model,
+            )
         if self._spent is not None:
             self._spent.append(attempt)
 

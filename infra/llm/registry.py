@@ -24,31 +24,39 @@ from infra.llm.config import OpenAIProviderConfig, ScriptedProviderConfig, parse
 from infra.llm.openai_compatible import OpenAICompatibleClient
 from infra.llm.recording import CallRecorder, RecordedStream
 from infra.llm.scripted import ScriptedProvider
+from infra.telemetry.genai import AttemptSpans
 
 
 def build_gateway(
-    providers: Mapping[str, Mapping[str, Any]], *, environ: Mapping[str, str] | None = None
+    providers: Mapping[str, Mapping[str, Any]],
+    *,
+    environ: Mapping[str, str] | None = None,
+    spans: AttemptSpans | None = None,
 ) -> LLMGateway:
     """One client per provider entry (validated, env overrides applied), behind one router.
 
     ``environ`` defaults to ``os.environ``; it supplies the overrides and the API keys named by
     ``api_key_env``. Raises ``ProviderConfigError`` naming the first invalid entry. Call it
     inside the running event loop's lifetime (the clients' pools belong to that loop).
+    ``spans`` (tracing on) traces every attempt.
     """
     env = os.environ if environ is None else environ
     clients: dict[str, LLMGateway] = {}
     for name, config in parse_providers(providers, env).items():
-        clients[name] = _client(name, config, env)
+        clients[name] = _client(name, config, env, spans)
     return ProviderRouter(clients)
 
 
 def _client(
-    name: str, config: ScriptedProviderConfig | OpenAIProviderConfig, env: Mapping[str, str]
+    name: str,
+    config: ScriptedProviderConfig | OpenAIProviderConfig,
+    env: Mapping[str, str],
+    spans: AttemptSpans | None,
 ) -> LLMGateway:
     if isinstance(config, ScriptedProviderConfig):
-        return ScriptedProvider(seed=config.seed)
+        return ScriptedProvider(seed=config.seed, spans=spans)
     api_key = env.get(config.api_key_env) if config.api_key_env else None
-    return OpenAICompatibleClient(name=name, config=config, api_key=api_key or None)
+    return OpenAICompatibleClient(name=name, config=config, api_key=api_key or None, spans=spans)
 
 
 class ProviderRouter:

@@ -35,24 +35,26 @@ from collections.abc import AsyncGenerator
 from domain.llm import Attempt, LLMRequest, LLMResult, TextDelta
 from infra.llm.recording import CallRecorder, RecordedStream
 from infra.llm.scripted_replies import reply_for, word_groups
+from infra.telemetry.genai import AttemptSpans
 
 
 class ScriptedProvider:
     """An ``LLMGateway`` that needs no network. ``seed`` varies the agent replies' wording."""
 
-    def __init__(self, *, seed: int = 0) -> None:
+    def __init__(self, *, seed: int = 0, spans: AttemptSpans | None = None) -> None:
         self._seed = seed
+        self._spans = spans
 
     async def complete(
         self, request: LLMRequest, *, spent: list[Attempt] | None = None
     ) -> LLMResult:
-        recorder = CallRecorder(request, spent=spent)
+        recorder = CallRecorder(request, spent=spent, spans=self._spans)
         recorder.begin()
         recorder.received(reply_for(request, seed=self._seed))
         return recorder.succeed(usage=None, finish_reason="stop")
 
     def stream(self, request: LLMRequest) -> RecordedStream:
-        recorder = CallRecorder(request)
+        recorder = CallRecorder(request, spans=self._spans)
         return RecordedStream(self._stream(request, recorder), recorder)
 
     async def _stream(

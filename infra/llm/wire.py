@@ -42,6 +42,7 @@ class Completion(NamedTuple):
     finish_reason: str | None
     usage: TokenUsage | None
     response_id: str | None
+    model: str | None = None  # the model that answered, as the provider names it
 
 
 def parse_completion(body: bytes) -> Completion:
@@ -57,6 +58,7 @@ def parse_completion(body: bytes) -> Completion:
         finish_reason=_str_or_none(choice.get("finish_reason")),
         usage=parse_usage(payload.get("usage")),
         response_id=_str_or_none(payload.get("id")),
+        model=_str_or_none(payload.get("model")),
     )
 
 
@@ -73,6 +75,7 @@ def parse_chunk(data: str) -> Completion:
         finish_reason=_str_or_none(choice.get("finish_reason")),
         usage=parse_usage(payload.get("usage")),
         response_id=_str_or_none(payload.get("id")),
+        model=_str_or_none(payload.get("model")),
     )
 
 
