@@ -398,17 +398,23 @@ class TurnRun:
                 # Left RUNNING: its lease expires and any live process marks it FAILED.
                 log.exception("could not close turn %s; recovery will fail it", self.turn.id)
                 return
-            # A summary that cannot be stored must not cost the turn its close (its usage
-            # goes with it: never apart from what it paid for). The next turn retries it.
+            # A summary that cannot be stored must not cost the turn its close. Its calls were
+            # served (a vendor bills them), so their usage rows are kept, without a summary to
+            # point at; the next turn retries the summary, and meters its own calls.
             log.exception("could not store the summary of turn %s; closing without", self.turn.id)
             self.sequence = before
-            await self._close_without_summary(pending, status, failure)
+            await self._close_without_summary(pending, status, failure, unstored=summary)
 
     async def _close_without_summary(
-        self, pending: _AgentOutcome | None, status: TurnStatus, failure: str | None
+        self,
+        pending: _AgentOutcome | None,
+        status: TurnStatus,
+        failure: str | None,
+        *,
+        unstored: SummaryOutcome,
     ) -> None:
         try:
-            await self._write_close(pending, status, failure, None)
+            await self._write_close(pending, status, failure, None, unstored=unstored)
         except Exception:
             log.exception("could not close turn %s; recovery will fail it", self.turn.id)
 
@@ -418,9 +424,11 @@ class TurnRun:
         status: TurnStatus,
         failure: str | None,
         summary: SummaryOutcome | None,
+        *,
+        unstored: SummaryOutcome | None = None,
     ) -> list[TurnEvent]:
         """The closing unit; returns its events, published by its commit (none if the turn
-        was taken)."""
+        was taken). `unstored`: a summary that could not be stored, whose calls are metered."""
         close = TurnClose(
             status=status,
             assistant_output=_assistant_output(self.outcomes),
@@ -443,6 +451,8 @@ class TurnRun:
                 events.append(
                     self._event(TurnEventType.SUMMARY_UPDATED, {"summary_id": str(summary_id)})
                 )
+            if unstored is not None:
+                await self._stage_summary_usage(uow, unstored, summary_id=None)
             events += await self._budget_warning(uow)
             if not await uow.turns.close(self.turn.id, close):
                 log.warning("turn %s was closed elsewhere; dropping this close", self.turn.id)
@@ -454,8 +464,6 @@ class TurnRun:
         return events
 
     async def _stage_summary(self, uow: TurnUnitOfWork, outcome: SummaryOutcome) -> uuid.UUID:
-        settings = self.deps.settings
-        model = self.started.models[settings.summarizer_model]
         stored = await uow.summaries.add(
             session_id=self.turn.session_id,
             turn_id=self.turn.id,
@@ -467,6 +475,14 @@ class TurnRun:
             extraction_used_fallback=outcome.extracted.used_fallback,
             at=utcnow(),
         )
+        await self._stage_summary_usage(uow, outcome, summary_id=stored.id)
+        return stored.id
+
+    async def _stage_summary_usage(
+        self, uow: TurnUnitOfWork, outcome: SummaryOutcome, *, summary_id: uuid.UUID | None
+    ) -> None:
+        settings = self.deps.settings
+        model = self.started.models[settings.summarizer_model]
         for position, (kind, attempts) in enumerate(
             [
                 (CallKind.SUMMARY_GENERATION, outcome.generated.attempts),
@@ -490,10 +506,9 @@ class TurnRun:
                     user_id=self.turn.user_id,
                     session_id=self.turn.session_id,
                     turn_id=self.turn.id,
-                    summary_id=stored.id,
+                    summary_id=summary_id,
                     at=utcnow(),
                 )
-        return stored.id
 
     # --- budget ----------------------------------------------------------------------------
 

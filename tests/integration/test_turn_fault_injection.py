@@ -12,12 +12,14 @@ stopped, so every counted commit is one of the turn's and recovery runs only whe
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import uuid
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from domain.enums import AgentMessageStatus, CallKind, TurnStatus
@@ -26,7 +28,13 @@ from domain.turns.runner import RunnerDeps
 from domain.turns.supervisor import TurnSupervisor
 from graph.runtime import Runtime
 from infra.db.engine import Database
-from infra.db.models import AgentMessageRow, TurnEventRow, TurnRow, UsageRecordRow
+from infra.db.models import (
+    AgentMessageRow,
+    SessionSummaryRow,
+    TurnEventRow,
+    TurnRow,
+    UsageRecordRow,
+)
 from tests.conftest import Actor, GraphQL
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -281,3 +289,55 @@ async def test_the_injector_really_breaks_commits(
     async with database.reads() as read:
         assert list(await read.scalars(select(TurnRow))) == []
     assert fake_openai.requests() == []
+
+
+async def test_a_summary_that_cannot_be_stored_still_has_its_calls_metered(
+    turn_app: Any,
+    turn_gql: GraphQL,
+    faults: CommitFaults,
+    alice: Actor,
+    fake_openai: FakeOpenAIServer,
+    database: Database,
+) -> None:
+    # given: a summary due at the end of every turn, and how many commits such a turn makes
+    script_three_agents(fake_openai)
+    supervisor = turn_app.state.runtime.supervisor
+    supervisor.deps = dataclasses.replace(
+        supervisor.deps, settings=dataclasses.replace(supervisor.deps.settings, summary_threshold=1)
+    )
+    commits = await count_commits(turn_app, turn_gql, faults, alice, database)
+
+    # when: the closing commit, the one that stores the summary, fails; the runner closes again
+    # without the summary
+    session = await new_session(turn_gql, alice)
+    faults.arm(commits)
+    response = await run_turn(turn_gql.client, alice, session)
+    faults.disarm()
+    await settle(turn_app, database)
+
+    # then: the turn closed, no summary was stored, and the summary's served calls are metered
+    assert faults.failed
+    assert response.json()["data"]["runTurn"]["status"] == "COMPLETED", response.text
+    async with database.reads() as read:
+        turn_id = await read.scalar(
+            select(TurnRow.id).where(TurnRow.session_id == uuid_of_session(session))
+        )
+        kinds = list(
+            await read.scalars(
+                select(UsageRecordRow.call_kind).where(
+                    UsageRecordRow.turn_id == turn_id, UsageRecordRow.summary_id.is_(None)
+                )
+            )
+        )
+        summaries = await read.scalar(
+            select(func.count())
+            .select_from(SessionSummaryRow)
+            .where(SessionSummaryRow.turn_id == turn_id)
+        )
+    assert summaries == 0
+    assert CallKind.SUMMARY_GENERATION in kinds
+    assert await violations(database) == []
+
+
+def uuid_of_session(global_id: str) -> uuid.UUID:
+    return uuid.UUID(base64.b64decode(global_id).decode().removeprefix("Session:"))
