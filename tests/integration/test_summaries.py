@@ -358,7 +358,7 @@ async def test_a_summary_skipped_by_a_cancelled_turn_is_made_by_the_next(
     assert row.turn_id == uuid_of(ninth["id"], "Turn")
 
 
-async def test_a_summary_the_closing_unit_cannot_store_is_dropped_and_retried(
+async def test_a_summary_the_closing_unit_cannot_store_is_dropped_its_calls_metered_and_retried(
     turn_gql: GraphQL, alice: Actor, fake_openai: FakeOpenAIServer, database: Database
 ) -> None:
     # given: 7 turns, and a stored summary whose range the 8th turn's summary will collide with
@@ -383,12 +383,21 @@ async def test_a_summary_the_closing_unit_cannot_store_is_dropped_and_retried(
     # when
     eighth = await run(turn_gql, alice, session, 8)
 
-    # then: the turn closed as usual, without the summary, its usage or its event
+    # then: the turn closed as usual, without the summary or its event; the summary's two calls
+    # were served, so they stay in the ledger, pointing at no summary
     assert (eighth["status"], eighth["summaryTriggered"]) == ("COMPLETED", False)
     assert len(fake_openai.requests(model=SUMMARIZER)) == 2  # the summary was made...
     assert [r.id for r in await stored_summaries(database, session)] == [blocker.id]  # ...not kept
-    assert await summary_usage(database, session) == []
-    assert [u["callKind"] for u in eighth["usage"]] == ["AGENT_RESPONSE"]
+    unstored = await summary_usage(database, session)
+    assert [(u.call_kind, u.summary_id) for u in unstored] == [
+        ("SUMMARY_GENERATION", None),
+        ("SUMMARY_EXTRACTION", None),
+    ]
+    assert [u["callKind"] for u in eighth["usage"]] == [
+        "AGENT_RESPONSE",
+        "SUMMARY_GENERATION",
+        "SUMMARY_EXTRACTION",
+    ]
     events = await events_of(database, eighth["id"])
     assert all(t != "SummaryUpdated" for _, t, _ in events)
     # numbered as if no summary had been tried: no gap where its event was dropped
@@ -411,7 +420,10 @@ async def test_a_summary_the_closing_unit_cannot_store_is_dropped_and_retried(
     assert ninth["summaryTriggered"] is True
     [row] = await stored_summaries(database, session)
     assert (row.covers_from_turn, row.covers_through_turn) == (1, 9)
-    assert {u.summary_id for u in await summary_usage(database, session)} == {row.id}
+    earlier = {u.id for u in unstored}
+    retried = [u for u in await summary_usage(database, session) if u.id not in earlier]
+    assert {u.summary_id for u in retried} == {row.id}
+    assert len(retried) == 2  # the retry's own calls
 
 
 # --- chained summaries and the memory of later turns ----------------------------------------------
