@@ -87,7 +87,8 @@ class FallbackCounterStore:
                 fault = redis_fault(error)
                 if fault is None:
                     raise
-                if self._local_until == 0.0 or time.monotonic() >= self._local_until:
+                # Requests in flight together all fail at once: the first one logs the outage.
+                if time.monotonic() >= self._local_until:
                     log.warning(
                         "rate limits: %s; counting in this process's memory, retrying in %gs",
                         fault,

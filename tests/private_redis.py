@@ -14,7 +14,7 @@ import pytest
 WAIT = 5.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -27,7 +27,7 @@ class PrivateRedis:
         if binary is None:
             pytest.fail("redis-server is not installed")
         self.binary = binary
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 

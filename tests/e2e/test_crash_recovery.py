@@ -11,7 +11,6 @@ the call had streamed before the kill (deltas retained in Redis) is metered as i
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
@@ -25,6 +24,7 @@ import pytest
 from redis.asyncio import Redis
 
 from domain.llm import ChatMessage, estimate_prompt_tokens, estimate_tokens
+from graph.ids import uuid_of
 from tests import db as testdb
 from tests.e2e.test_two_processes import _prepare
 from tests.fakes.openai_script import FakeResponse
@@ -209,7 +209,7 @@ async def test_what_a_killed_call_had_streamed_is_metered_as_its_completion(
 
 async def streamed_deltas(setup: Setup, turn_id: str, *, at_least: int) -> None:
     """Waits until the turn's Redis stream holds `at_least` deltas (after its 3 start events)."""
-    turn_uuid = base64.b64decode(turn_id).decode().removeprefix("Turn:")
+    turn_uuid = uuid_of(turn_id, "Turn")
     redis = Redis.from_url(setup.redis_url)
     try:
         async with asyncio.timeout(30):

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -34,16 +33,9 @@ from tests.db import REDIS_URL_ENV, delete_redis_keys
 from tests.fakes.openai_script import FakeResponse
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.integration.test_broker_contract import drain, event, take
-from tests.private_redis import PrivateRedis
+from tests.private_redis import PrivateRedis, free_port
 
 WAIT = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager

@@ -12,9 +12,7 @@ stopped, so every counted commit is one of the turn's and recovery runs only whe
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
-import uuid
 from typing import Any
 
 import httpx
@@ -26,6 +24,7 @@ from domain.enums import AgentMessageStatus, CallKind, TurnStatus
 from domain.turns.ports import TurnUnitOfWork
 from domain.turns.runner import RunnerDeps
 from domain.turns.supervisor import TurnSupervisor
+from graph.ids import uuid_of
 from graph.runtime import Runtime
 from infra.db.engine import Database
 from infra.db.models import (
@@ -320,7 +319,7 @@ async def test_a_summary_that_cannot_be_stored_still_has_its_calls_metered(
     assert response.json()["data"]["runTurn"]["status"] == "COMPLETED", response.text
     async with database.reads() as read:
         turn_id = await read.scalar(
-            select(TurnRow.id).where(TurnRow.session_id == uuid_of_session(session))
+            select(TurnRow.id).where(TurnRow.session_id == uuid_of(session, "Session"))
         )
         kinds = list(
             await read.scalars(
@@ -337,7 +336,3 @@ async def test_a_summary_that_cannot_be_stored_still_has_its_calls_metered(
     assert summaries == 0
     assert CallKind.SUMMARY_GENERATION in kinds
     assert await violations(database) == []
-
-
-def uuid_of_session(global_id: str) -> uuid.UUID:
-    return uuid.UUID(base64.b64decode(global_id).decode().removeprefix("Session:"))
