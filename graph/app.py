@@ -237,9 +237,8 @@ def create_app(
     app.add_middleware(
         WebSocketGuardMiddleware, max_message_bytes=settings.max_websocket_message_bytes
     )
-    app.add_middleware(
-        AccessLogMiddleware, infra_fault=infra_fault
-    )  # inside RequestIdMiddleware: lines carry the id
+    # Inside RequestIdMiddleware, so every access line carries the request id.
+    app.add_middleware(AccessLogMiddleware, infra_fault=infra_fault)
     if tracing is not None:
         app.add_middleware(RequestIdOnSpan)  # just inside RequestIdMiddleware, which binds it
     app.add_middleware(RequestIdMiddleware, infra_fault=infra_fault)  # even a refused body
