@@ -458,6 +458,19 @@ async def _slow_consumer(
     assert_complete_history(received + rest, turn)
 
 
+def _small_window_socket(url: str) -> socket.socket:
+    """A client socket whose receive buffer is set small before it connects (so the TCP window
+    is negotiated small): a client that stops reading then pushes back after a few KB, not after
+    the megabytes loopback's auto-tuned buffers would hold, whatever the machine's settings."""
+    host, _, rest = url.removeprefix("ws://").partition(":")
+    port = int(rest.split("/", 1)[0])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)
+    sock.connect((host, port))
+    sock.setblocking(False)
+    return sock
+
+
 async def stall_then_read(
     url: str, token: str, turn_id: str, *, stall: Callable[[], Awaitable[Any]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
@@ -470,6 +483,7 @@ async def stall_then_read(
         asyncio.timeout(30),
         websockets.connect(
             url,
+            sock=_small_window_socket(url),
             subprotocols=[Subprotocol("graphql-transport-ws")],
             max_queue=1,
             max_size=None,
